@@ -1,0 +1,140 @@
+"""The command/event protocol between workers and media nodes: one JSON schema, version 1.
+
+Commands go from a worker to the node that owns the call, on the node's own queue
+(`<prefix>.media.<node>`); events go from a node to any worker, on `<prefix>.events`.
+Both are JSON objects with these envelope fields:
+
+    {"v": 1, "type": "...", "call": "CA...", "seq": 7, ...type-specific fields}
+
+- `call`: the call (leg) id; the node that accepts or originates a leg chooses it.
+- `seq`: numbers the messages of one call in one direction, from 1 without gaps.
+  Events: the worker applies them in `seq` order and exactly once. Commands: the node
+  executes each `seq` once and ignores a repeat (a worker may resend after a crash).
+- Events also carry `node` (who sent it) and `at` (the node's clock, Unix seconds).
+- A command that runs for a while (a prompt, a digit collection, a recording) carries
+  `ref`, chosen by the worker; the event that reports its end carries the same `ref`.
+
+Commands (fields beyond the envelope):
+    answer
+    reject        reason: "rejected" | "busy"
+    hangup        reason: str (optional)
+    say           ref, text, voice, language, loop
+    play          ref, url, loop
+    pause         ref, length (seconds)
+    send_dtmf     ref, digits (0-9 * # and w for a half-second wait)
+    collect       ref, prompts: [say|play|pause without ref], finish_on_key ("" for none),
+                  num_digits (null for any), timeout (first digit, seconds),
+                  inter_digit_timeout (seconds), barge_in (a digit stops the prompts)
+    record        ref, max_length, timeout (silence, seconds), finish_on_key, play_beep, trim
+
+Events (fields beyond the envelope):
+    incoming      from, to, headers (dict, optional): a new call arrived at the node
+    answered      the call is answered (ours by `answer`, or the far end's)
+    dtmf          digit, source: "rfc4733" | "inband" | "info"
+    play_done     ref, interrupted_by (digit or null)
+    collected     ref, digits, reason: "finish_key" | "num_digits" | "timeout" | "hangup",
+                  finish_key (the key that ended it, or null)
+    record_done   ref, path, duration (seconds), digits, reason: "finish_key" |
+                  "max_length" | "silence" | "hangup"
+    hangup        cause: "remote" | "local" | "rejected" | "failed", sip_code (optional)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERSION = 1
+
+_PROMPT = {"say", "play", "pause"}
+DIGITS = set("0123456789*#ABCD")
+
+# Required fields per message type, with the Python types JSON gives them.
+COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "answer": {},
+    "reject": {"reason": (str,)},
+    "hangup": {},
+    "say": {"ref": (str,), "text": (str,), "voice": (str,), "language": (str,), "loop": (int,)},
+    "play": {"ref": (str,), "url": (str,), "loop": (int,)},
+    "pause": {"ref": (str,), "length": (int, float)},
+    "send_dtmf": {"ref": (str,), "digits": (str,)},
+    "collect": {
+        "ref": (str,),
+        "prompts": (list,),
+        "finish_on_key": (str,),
+        "num_digits": (int, type(None)),
+        "timeout": (int, float),
+        "inter_digit_timeout": (int, float),
+        "barge_in": (bool,),
+    },
+    "record": {
+        "ref": (str,),
+        "max_length": (int, float),
+        "timeout": (int, float),
+        "finish_on_key": (str,),
+        "play_beep": (bool,),
+        "trim": (bool,),
+    },
+}
+
+EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
+    "incoming": {"from": (str,), "to": (str,)},
+    "answered": {},
+    "dtmf": {"digit": (str,), "source": (str,)},
+    "play_done": {"ref": (str,)},
+    "collected": {"ref": (str,), "digits": (str,), "reason": (str,)},
+    "record_done": {
+        "ref": (str,),
+        "path": (str,),
+        "duration": (int, float),
+        "digits": (str,),
+        "reason": (str,),
+    },
+    "hangup": {"cause": (str,)},
+}
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow this module's schema."""
+
+
+def _check(kind: str, message: Any, schemas: dict[str, dict[str, tuple[type, ...]]]) -> dict:
+    if not isinstance(message, dict):
+        raise ProtocolError(f"{kind} must be a JSON object, not {type(message).__name__}")
+    if message.get("v") != VERSION:
+        raise ProtocolError(f"{kind} version {message.get('v')!r} is not {VERSION}")
+    type_ = message.get("type")
+    if type_ not in schemas:
+        raise ProtocolError(
+            f"unknown {kind} type {type_!r}; known types are {', '.join(sorted(schemas))}"
+        )
+    fields = {"call": (str,), "seq": (int,), **schemas[type_]}
+    for name, types in fields.items():
+        if name not in message:
+            raise ProtocolError(f"{kind} {type_!r} lacks field {name!r}")
+        value = message[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ProtocolError(f"{kind} {type_!r} field {name!r} must be {expected}")
+    if message["seq"] < 1:
+        raise ProtocolError(f"{kind} {type_!r} seq must be 1 or more")
+    return message
+
+
+def check_command(message: Any) -> dict:
+    """Return the command if it follows the schema, else raise `ProtocolError`."""
+    command = _check("command", message, COMMANDS)
+    if command["type"] == "collect":
+        for prompt in command["prompts"]:
+            if not isinstance(prompt, dict) or prompt.get("type") not in _PROMPT:
+                raise ProtocolError("collect prompts must be say, play or pause objects")
+    return command
+
+
+def check_event(message: Any) -> dict:
+    """Return the event if it follows the schema, else raise `ProtocolError`."""
+    event = _check("event", message, EVENTS)
+    if not isinstance(event.get("node"), str) or not isinstance(event.get("at"), int | float):
+        raise ProtocolError(f"event {event['type']!r} needs 'node' (str) and 'at' (number)")
+    if event["type"] == "dtmf" and event["digit"] not in DIGITS:
+        raise ProtocolError(f"dtmf digit {event['digit']!r} is not one of 0-9 * # A-D")
+    return event
