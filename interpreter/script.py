@@ -1,0 +1,643 @@
+"""Running a TwiML script: the pure step function `(state, event) -> (state, actions)`.
+
+Nothing here does I/O or reads a clock. A script advances only when an event arrives
+(the call started, a document was fetched, a prompt finished, digits were collected,
+a recording ended, the call hung up) and answers with actions for the imperative shell
+(`interpreter.runner`): media commands for the node, a document to fetch, a status
+callback to send, and notes for the call's event log. The state is plain data that
+round-trips through JSON, so a script survives any worker restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from email.utils import formatdate
+from functools import lru_cache
+from typing import Any, Literal
+from urllib.parse import urljoin
+
+from interpreter.twiml import parser
+from interpreter.twiml.errors import TwimlError
+from interpreter.twiml.verbs import (
+    Dial,
+    Gather,
+    Hangup,
+    Pause,
+    Play,
+    Record,
+    Redirect,
+    Reject,
+    Response,
+    Say,
+)
+
+API_VERSION = "2010-04-01"
+APPLICATION_ERROR_SPEECH = "We are sorry, an application error has occurred. Goodbye."
+
+# Twilio's error codes for what can go wrong fetching and running a document.
+ERROR_HTTP = 11200  # HTTP retrieval failure
+ERROR_CONNECTION = 11205  # HTTP connection failure
+ERROR_BAD_HOST = 11210  # HTTP bad host name
+ERROR_REDIRECTS = 11215  # HTTP too many redirects
+ERROR_INVALID_URL = 11100  # invalid URL format
+ERROR_TOO_LARGE = 11750  # response body too large
+ERROR_PARSE = 12100  # document parse failure
+ERROR_CONTENT_TYPE = 12300  # invalid content type
+ERROR_NO_URL = 21201  # no voice URL configured for the number
+ERROR_UNSUPPORTED = 13201  # a verb this platform does not run yet
+
+# From the webhook client's failure kinds to Twilio's codes.
+FETCH_ERRORS = {
+    "timeout": ERROR_CONNECTION,
+    "connection-failed": ERROR_CONNECTION,
+    "address-refused": ERROR_BAD_HOST,
+    "invalid-url": ERROR_INVALID_URL,
+    "http-status": ERROR_HTTP,
+    "redirect-loop": ERROR_REDIRECTS,
+    "too-many-redirects": ERROR_REDIRECTS,
+    "too-large": ERROR_TOO_LARGE,
+    "unsupported-content-type": ERROR_CONTENT_TYPE,
+}
+
+# Documents fetched in a row without running a verb that waits (Redirect to Redirect
+# ...): beyond this the script is stopped as an application error.
+MAX_FETCH_CHAIN = 20
+
+END_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+# ---------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What the script knows of its call and where its number's webhooks point."""
+
+    sid: str
+    account_sid: str
+    from_number: str
+    to_number: str
+    direction: str = "inbound"
+    voice_url: str | None = None
+    voice_method: str = "POST"
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    parent_call_sid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Action: request a document; its result comes back as a `Fetched` event."""
+
+    id: int
+    url: str
+    method: str
+    params: dict[str, str]
+    purpose: Literal["voice", "fallback", "action", "redirect"]
+    type: str = "fetch"
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What the script waits for: a fetch result, or the end of a media command."""
+
+    kind: Literal["fetch", "media", "hangup"]
+    fetch: Fetch | None = None
+    ref: str | None = None
+    verb: str | None = None
+    action: str | None = None
+    method: str = "POST"
+    action_on_empty_result: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptState:
+    call: CallInfo
+    status: str = "ringing"
+    answered: bool = False
+    answered_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    twiml: str | None = None
+    document_url: str | None = None
+    pc: int = 0
+    waiting: Waiting | None = None
+    counter: int = 0
+    on_fallback: bool = False
+    fetch_chain: int = 0
+    callbacks_sent: int = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.status in END_STATUSES
+
+    @property
+    def document(self) -> Response | None:
+        return _parse_cached(self.twiml, self.document_url or "") if self.twiml else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScriptState:
+        waiting = data.get("waiting")
+        if waiting is not None:
+            fetch = waiting.get("fetch")
+            waiting = Waiting(**{**waiting, "fetch": Fetch(**fetch) if fetch else None})
+        return cls(**{**data, "call": CallInfo(**data["call"]), "waiting": waiting})
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(twiml: str, url: str) -> Response:
+    return parser.parse(twiml, name=url or "<document>")
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """The result of a `Fetch`, as the shell got it."""
+
+    fetch_id: int
+    ok: bool
+    url: str
+    status: int | None = None
+    content_type: str | None = None
+    body: str = ""
+    error: str | None = None
+    error_code: str | None = None
+    audio: bool = False
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PromptDone:
+    ref: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    ref: str
+    digits: str
+    reason: str
+    at: float
+    finish_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDone:
+    ref: str
+    recording_sid: str
+    recording_url: str
+    duration: int
+    digits: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HungUp:
+    cause: str
+    at: float
+
+
+Event = Start | Fetched | Answered | PromptDone | Collected | RecordDone | HungUp
+
+
+# -------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Action: a media command for the node that has the call."""
+
+    payload: dict[str, Any]
+    type: str = "command"
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Action: a status callback request (nothing comes back)."""
+
+    url: str
+    method: str
+    params: dict[str, str]
+    type: str = "notify"
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Action: an entry for the call's event log (verbs run, errors, status changes)."""
+
+    kind: str
+    data: dict[str, Any]
+    type: str = "note"
+
+
+Action = Command | Fetch | Notify | Note
+
+
+@dataclass
+class _Step:
+    """The state being built while one event is processed, and the actions so far."""
+
+    state: ScriptState
+    actions: list[Action] = field(default_factory=list)
+
+    def set(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
+
+    def ref(self) -> str:
+        self.set(counter=self.state.counter + 1)
+        return f"r{self.state.counter}"
+
+    def command(self, type_: str, **payload: Any) -> None:
+        self.actions.append(Command({"type": type_, **payload}))
+
+    def note(self, kind: str, **data: Any) -> None:
+        self.actions.append(Note(kind, data))
+
+
+# ---------------------------------------------------------------------- step itself
+
+
+def new_state(call: CallInfo) -> ScriptState:
+    return ScriptState(call=call)
+
+
+def step(state: ScriptState, event: Event) -> tuple[ScriptState, list[Action]]:
+    """Apply one event to a script; return the new state and what the shell must do."""
+    work = _Step(state)
+    match event:
+        case Start():
+            _start(work)
+        case Fetched():
+            _fetched(work, event)
+        case Answered(at=at):
+            if not work.state.ended:
+                work.set(answered_at=at, status="in-progress")
+                work.note("status", status="in-progress")
+        case PromptDone(ref=ref):
+            if _waiting_for(work.state, ref):
+                work.set(waiting=None)
+                _run(work)
+        case Collected():
+            _collected(work, event)
+        case RecordDone():
+            _recorded(work, event)
+        case HungUp():
+            _hung_up(work, event)
+    return work.state, work.actions
+
+
+def _waiting_for(state: ScriptState, ref: str) -> bool:
+    waiting = state.waiting
+    return waiting is not None and waiting.kind == "media" and waiting.ref == ref
+
+
+def _start(work: _Step) -> None:
+    call = work.state.call
+    if not call.voice_url:
+        work.note("error", code=ERROR_NO_URL, message=f"no voice URL is set for {call.to_number}")
+        _application_error(work)
+        return
+    _fetch(work, call.voice_url, call.voice_method, {}, "voice")
+
+
+def _fetch(work: _Step, url: str, method: str, extra: dict[str, str], purpose: str) -> None:
+    if work.state.fetch_chain >= MAX_FETCH_CHAIN:
+        work.note(
+            "error",
+            code=ERROR_HTTP,
+            message=f"{MAX_FETCH_CHAIN} documents fetched in a row without a verb that waits "
+            "(a Redirect loop?); ending the call",
+            url=url,
+        )
+        work.set(fetch_chain=0, on_fallback=True)
+        _application_error(work)
+        return
+    work.set(counter=work.state.counter + 1, fetch_chain=work.state.fetch_chain + 1)
+    fetch = Fetch(
+        id=work.state.counter,
+        url=url,
+        method=method,
+        params={**call_params(work.state), **extra},
+        purpose=purpose,  # type: ignore[arg-type]
+    )
+    work.set(waiting=Waiting(kind="fetch", fetch=fetch))
+    work.actions.append(fetch)
+
+
+def call_params(state: ScriptState) -> dict[str, str]:
+    """Twilio's standard request parameters for this call, as of now."""
+    call = state.call
+    params = {
+        "AccountSid": call.account_sid,
+        "ApiVersion": API_VERSION,
+        "CallSid": call.sid,
+        "CallStatus": state.status,
+        "Called": call.to_number,
+        "Caller": call.from_number,
+        "Direction": call.direction,
+        "From": call.from_number,
+        "To": call.to_number,
+    }
+    if call.parent_call_sid:
+        params["ParentCallSid"] = call.parent_call_sid
+    return params
+
+
+def _fetched(work: _Step, result: Fetched) -> None:
+    waiting = work.state.waiting
+    if waiting is None or waiting.kind != "fetch" or waiting.fetch.id != result.fetch_id:
+        return  # a stale result: the call moved on (hung up, or was redirected)
+    fetch = waiting.fetch
+    work.set(waiting=None)
+    if work.state.ended:
+        return  # e.g. the action of a recording cut short by a hangup: nothing to run
+    if not result.ok:
+        code = FETCH_ERRORS.get(result.error_code or "", ERROR_HTTP)
+        _document_failed(work, fetch, result.url, code, result.error or "request failed")
+        return
+    if result.audio:
+        # Twilio plays an audio file returned in place of TwiML.
+        twiml = f"<Response><Play>{_xml_escape(result.url)}</Play></Response>"
+    else:
+        twiml = result.body
+    try:
+        _parse_cached(twiml, result.url)
+    except TwimlError as error:
+        _document_failed(work, fetch, result.url, ERROR_PARSE, str(error))
+        return
+    work.set(twiml=twiml, document_url=result.url, pc=0)
+    _run(work)
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _document_failed(work: _Step, fetch: Fetch, url: str, code: int, message: str) -> None:
+    work.note("error", code=code, message=message, url=url, purpose=fetch.purpose)
+    call = work.state.call
+    if call.fallback_url and not work.state.on_fallback:
+        work.set(on_fallback=True)
+        _fetch(
+            work,
+            call.fallback_url,
+            call.fallback_method,
+            {"ErrorCode": str(code), "ErrorUrl": url},
+            "fallback",
+        )
+        return
+    _application_error(work)
+
+
+def _application_error(work: _Step) -> None:
+    """Twilio's behaviour when no document can run: say so and end the call."""
+    _answer(work)
+    work.command(
+        "say",
+        ref=work.ref(),
+        text=APPLICATION_ERROR_SPEECH,
+        voice="woman",
+        language="en-US",
+        loop=1,
+    )
+    _hangup(work, "application-error")
+
+
+def _answer(work: _Step) -> None:
+    if not work.state.answered:
+        work.command("answer")
+        work.set(answered=True)
+
+
+def _hangup(work: _Step, reason: str) -> None:
+    work.command("hangup", reason=reason)
+    work.set(waiting=Waiting(kind="hangup"), end_reason=work.state.end_reason or reason)
+
+
+def _resolve(work: _Step, url: str) -> str:
+    return urljoin(work.state.document_url or "", url) if url else (work.state.document_url or "")
+
+
+def _prompt(work: _Step, verb: Say | Play | Pause) -> dict[str, Any]:
+    match verb:
+        case Say():
+            return {
+                "type": "say",
+                "text": verb.text,
+                "voice": verb.voice,
+                "language": verb.language,
+                "loop": verb.loop,
+            }
+        case Play() if verb.digits and not verb.url:
+            return {"type": "send_dtmf", "digits": verb.digits}
+        case Play():
+            return {"type": "play", "url": _resolve(work, verb.url), "loop": verb.loop}
+        case Pause():
+            return {"type": "pause", "length": verb.length}
+    raise AssertionError(verb)
+
+
+def _run(work: _Step) -> None:
+    """Run verbs from the current position until one has to wait, or the script ends."""
+    while not work.state.ended and work.state.waiting is None:
+        document = work.state.document
+        if document is None:
+            return
+        if work.state.pc >= len(document.verbs):
+            _answer(work)  # a document that says nothing is answered, then hung up
+            _hangup(work, "end-of-script")
+            return
+        verb = document.verbs[work.state.pc]
+        work.set(pc=work.state.pc + 1)
+        work.note("verb", verb=type(verb).__name__, line=verb.line, url=work.state.document_url)
+        _execute(work, verb)
+
+
+def _execute(work: _Step, verb: Any) -> None:
+    match verb:
+        case Reject(reason=reason):
+            if work.state.answered:
+                _hangup(work, "rejected")
+            else:
+                work.command("reject", reason=reason)
+                work.set(
+                    waiting=Waiting(kind="hangup"),
+                    end_reason="busy" if reason == "busy" else "rejected",
+                )
+        case Say() | Play() | Pause():
+            _answer(work)
+            ref = work.ref()
+            work.actions.append(Command({**_prompt(work, verb), "ref": ref}))
+            _wait(work, Waiting(kind="media", ref=ref, verb=type(verb).__name__))
+        case Gather():
+            _gather(work, verb)
+        case Record():
+            _record(work, verb)
+        case Redirect(url=url, method=method):
+            _fetch(work, _resolve(work, url), method, {}, "redirect")
+        case Hangup():
+            _answer(work)
+            _hangup(work, "hangup-verb")
+        case Dial():
+            work.note(
+                "error",
+                code=ERROR_UNSUPPORTED,
+                message=f"line {verb.line}: <Dial> is not run by this platform yet; skipped",
+            )
+
+
+def _wait(work: _Step, waiting: Waiting) -> None:
+    work.set(waiting=waiting, fetch_chain=0)
+
+
+def _gather(work: _Step, gather: Gather) -> None:
+    _answer(work)
+    ref = work.ref()
+    work.command(
+        "collect",
+        ref=ref,
+        prompts=[_prompt(work, child) for child in gather.children],
+        finish_on_key=gather.finish_on_key,
+        num_digits=gather.num_digits,
+        timeout=gather.timeout,
+        inter_digit_timeout=gather.timeout,
+        barge_in=gather.barge_in,
+    )
+    _wait(
+        work,
+        Waiting(
+            kind="media",
+            ref=ref,
+            verb="Gather",
+            action=_resolve(work, gather.action or ""),
+            method=gather.method,
+            action_on_empty_result=gather.action_on_empty_result,
+        ),
+    )
+
+
+def _collected(work: _Step, event: Collected) -> None:
+    waiting = work.state.waiting
+    if not _waiting_for(work.state, event.ref) or event.reason == "hangup":
+        return
+    work.set(waiting=None)
+    work.note("gather", digits=event.digits, reason=event.reason)
+    if event.digits or waiting.action_on_empty_result:
+        extra = {"Digits": event.digits}
+        if event.finish_key:
+            extra["FinishedOnKey"] = event.finish_key
+        _fetch(work, waiting.action, waiting.method, extra, "action")
+        return
+    _run(work)
+
+
+def _record(work: _Step, record: Record) -> None:
+    _answer(work)
+    ref = work.ref()
+    work.command(
+        "record",
+        ref=ref,
+        max_length=record.max_length,
+        timeout=record.timeout,
+        finish_on_key=record.finish_on_key,
+        play_beep=record.play_beep,
+        trim=record.trim == "trim-silence",
+    )
+    _wait(
+        work,
+        Waiting(
+            kind="media",
+            ref=ref,
+            verb="Record",
+            action=_resolve(work, record.action or ""),
+            method=record.method,
+        ),
+    )
+
+
+def _recorded(work: _Step, event: RecordDone) -> None:
+    waiting = work.state.waiting
+    if not _waiting_for(work.state, event.ref):
+        return
+    work.set(waiting=None)
+    work.note("record", recording_sid=event.recording_sid, duration=event.duration)
+    if event.duration <= 0:
+        _run(work)  # Twilio does not request the action for an empty recording
+        return
+    _fetch(
+        work,
+        waiting.action,
+        waiting.method,
+        {
+            "RecordingUrl": event.recording_url,
+            "RecordingSid": event.recording_sid,
+            "RecordingDuration": str(event.duration),
+            "Digits": event.digits or ("hangup" if event.reason == "hangup" else ""),
+        },
+        "action",
+    )
+
+
+def _hung_up(work: _Step, event: HungUp) -> None:
+    state = work.state
+    if state.ended:
+        return
+    if state.answered_at is not None:
+        status = "completed"
+    elif state.end_reason == "busy":
+        status = "busy"
+    elif state.end_reason == "rejected":
+        status = "no-answer"
+    elif event.cause == "remote":
+        status = "canceled"
+    else:
+        status = "failed"
+    # A recording cut short by the hangup still has its action requested.
+    keep = state.waiting if state.waiting and state.waiting.kind == "fetch" else None
+    work.set(
+        status=status,
+        ended_at=event.at,
+        end_reason=state.end_reason or f"{event.cause}-hangup",
+        waiting=keep,
+    )
+    work.note("status", status=status, cause=event.cause)
+    _status_callback(work)
+
+
+def duration(state: ScriptState) -> int:
+    if state.answered_at is None or state.ended_at is None:
+        return 0
+    return max(0, round(state.ended_at - state.answered_at))
+
+
+def _status_callback(work: _Step) -> None:
+    call = work.state.call
+    if not call.status_callback:
+        return
+    params = {
+        **call_params(work.state),
+        "CallDuration": str(duration(work.state)),
+        "Timestamp": formatdate(work.state.ended_at, usegmt=True),
+        "CallbackSource": "call-progress-events",
+        "SequenceNumber": str(work.state.callbacks_sent),
+    }
+    work.set(callbacks_sent=work.state.callbacks_sent + 1)
+    work.actions.append(Notify(call.status_callback, call.status_callback_method, params))

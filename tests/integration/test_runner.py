@@ -1,0 +1,261 @@
+"""Whole calls through the worker's code and real PostgreSQL, on the simulated node.
+
+Customer webhooks are served by `responses`; every request is checked for Twilio's
+parameters and a signature that the official validator accepts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import responses
+from twilio.request_validator import RequestValidator
+
+from interpreter.address_policy import AddressPolicy
+from interpreter.simulator import Simulator
+from interpreter.webhook import WebhookClient
+from store import bins, numbers
+from store import calls as store_calls
+
+pytestmark = pytest.mark.integration
+
+CUSTOMER = "https://customer.example"
+PUBLIC = "http://127.0.0.1:8000"
+
+
+def resolver(host, port, *args, **kwargs):
+    # No DNS in tests: the customer's host is a public address.
+    return [(2, 1, 6, "", ("93.184.216.34", port or 443))]
+
+
+@pytest.fixture
+def simulator(db, services, tmp_path) -> Simulator:
+    return Simulator(
+        db,
+        webhooks=WebhookClient(AddressPolicy(resolver=resolver), read_timeout=2.0),
+        public_url=PUBLIC,
+        secret_key="test secret key",
+        recordings=tmp_path,
+    )
+
+
+@pytest.fixture
+def number(db, account) -> str:
+    value = "+1555" + str(uuid.uuid4().int)[:7]
+    with db.transaction() as conn:
+        numbers.set_number(
+            conn,
+            account.sid,
+            value,
+            voice_url=f"{CUSTOMER}/voice",
+            voice_fallback_url=f"{CUSTOMER}/fallback",
+            status_callback=f"{CUSTOMER}/status",
+        )
+    return value
+
+
+def form(call: responses.Call) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(call.request.body or "").items()}
+
+
+def assert_signed(call: responses.Call, token: str) -> None:
+    assert RequestValidator(token).validate(
+        call.request.url, form(call), call.request.headers["X-Twilio-Signature"]
+    )
+
+
+def log_of(db, sid: str) -> list[dict]:
+    with db.transaction() as conn:
+        return store_calls.call_events(conn, sid)
+
+
+def commands_of(db, sid: str) -> list[dict]:
+    with db.transaction() as conn:
+        return [row["payload"] for row in store_calls.media_commands(conn, sid)]
+
+
+def call_row(db, sid: str):
+    with db.transaction() as conn:
+        return store_calls.get_call(conn, sid)
+
+
+@responses.activate
+def test_a_gather_call_from_ring_to_status_callback(simulator, db, account, number) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Gather action='/menu' numDigits='4'><Say>PIN?</Say></Gather>"
+        "<Say>no input</Say></Response>",
+        content_type="text/xml",
+    )
+    responses.post(
+        f"{CUSTOMER}/menu",
+        body="<Response><Say>Thanks</Say><Hangup/></Response>",
+        content_type="text/xml",
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number, keys="1234")
+
+    voice, menu, status = responses.calls
+    for request in (voice, menu, status):
+        assert_signed(request, account.token)
+        assert form(request)["CallSid"] == sid
+        assert form(request)["AccountSid"] == account.sid
+    assert form(voice)["CallStatus"] == "ringing"
+    assert form(menu)["Digits"] == "1234"
+    assert form(menu)["CallStatus"] == "in-progress"
+    assert form(status)["CallStatus"] == "completed"
+    assert menu.request.headers["I-Twilio-Idempotency-Token"]
+    assert [c["type"] for c in commands_of(db, sid)] == [
+        "answer",
+        "collect",
+        "say",
+        "hangup",
+    ]
+    row = call_row(db, sid)
+    assert (row.status, row.direction, row.from_number) == ("completed", "inbound", "+15550111")
+    assert row.answered_at is not None and row.ended_at >= row.answered_at
+    verbs = [e["data"]["verb"] for e in log_of(db, sid) if e["kind"] == "verb"]
+    assert verbs == ["Gather", "Say", "Hangup"]
+
+
+@responses.activate
+def test_an_unknown_number_is_refused_without_a_call_row(simulator, db) -> None:
+    sid = simulator.incoming("+15550111", "+19999999999")
+    assert call_row(db, sid) is None
+    assert simulator.node.calls[sid].commands[0]["type"] == "reject"
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_failing_voice_url_falls_back(simulator, db, number) -> None:
+    responses.post(f"{CUSTOMER}/voice", status=500, body="oops")
+    responses.post(
+        f"{CUSTOMER}/fallback",
+        body="<Response><Say>fallback</Say></Response>",
+        content_type="text/xml",
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    fallback = responses.calls[1]
+    assert form(fallback)["ErrorCode"] == "11200"
+    assert form(fallback)["ErrorUrl"] == f"{CUSTOMER}/voice"
+    says = [c["text"] for c in commands_of(db, sid) if c["type"] == "say"]
+    assert says == ["fallback"]
+    assert [e["data"]["code"] for e in log_of(db, sid) if e["kind"] == "error"] == [11200]
+
+
+@responses.activate
+def test_a_webhook_timeout_then_a_dead_fallback_is_spoken_as_an_error(
+    simulator, db, number
+) -> None:
+    responses.post(f"{CUSTOMER}/voice", body=requests.exceptions.ReadTimeout("slow"))
+    responses.post(f"{CUSTOMER}/fallback", body=requests.exceptions.ConnectionError("down"))
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    assert [c["type"] for c in commands_of(db, sid)] == ["answer", "say", "hangup"]
+    assert "application error" in commands_of(db, sid)[1]["text"]
+    errors = [e["data"] for e in log_of(db, sid) if e["kind"] == "error"]
+    assert [error["code"] for error in errors] == [11205, 11205]
+    assert call_row(db, sid).status == "completed"
+
+
+@responses.activate
+def test_an_http_redirect_loop_ends_the_call(simulator, db, number) -> None:
+    responses.post(f"{CUSTOMER}/voice", status=302, headers={"Location": f"{CUSTOMER}/loop"})
+    responses.get(f"{CUSTOMER}/loop", status=302, headers={"Location": f"{CUSTOMER}/voice"})
+    responses.get(f"{CUSTOMER}/voice", status=302, headers={"Location": f"{CUSTOMER}/loop"})
+    responses.post(f"{CUSTOMER}/fallback", status=404)
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    errors = [e["data"]["code"] for e in log_of(db, sid) if e["kind"] == "error"]
+    assert errors == [11215, 11200]
+    assert call_row(db, sid).status == "completed"
+
+
+@responses.activate
+def test_a_twiml_redirect_loop_ends_the_call(simulator, db, number) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Redirect>/voice</Redirect></Response>",
+        content_type="text/xml",
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    assert [c["type"] for c in commands_of(db, sid)] == ["answer", "say", "hangup"]
+    assert len(responses.calls) == 20 + 1  # the limit, then the status callback
+
+
+@responses.activate
+def test_private_addresses_are_refused(simulator, db, account) -> None:
+    value = "+1555" + str(uuid.uuid4().int)[:7]
+    with db.transaction() as conn:
+        numbers.set_number(conn, account.sid, value, voice_url="http://169.254.169.254/latest")
+    sid = simulator.incoming("+15550111", value)
+    (error,) = [e["data"] for e in log_of(db, sid) if e["kind"] == "error"]
+    assert error["code"] == 11210
+    assert "169.254.169.254" in error["message"]
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_script_bins_are_read_from_the_database_for_their_account_only(
+    simulator, db, account, services
+) -> None:
+    from store.accounts import create_account
+
+    with db.transaction() as conn:
+        mine = bins.save_bin(conn, account.sid, "x", "<Response><Say>mine</Say></Response>")
+        other, _ = create_account(conn, "other", "test secret key")
+        theirs = bins.save_bin(conn, other.sid, "y", "<Response><Say>theirs</Say></Response>")
+    sid = simulator.start(
+        account.sid, f"{PUBLIC}/bins/{mine.sid}", from_number="+1", to_number="+2", at=time.time()
+    )
+    assert [c["text"] for c in commands_of(db, sid) if c["type"] == "say"] == ["mine"]
+    sid = simulator.start(
+        account.sid, f"{PUBLIC}/bins/{theirs.sid}", from_number="+1", to_number="+2", at=time.time()
+    )
+    says = [c["text"] for c in commands_of(db, sid) if c["type"] == "say"]
+    assert says == ["We are sorry, an application error has occurred. Goodbye."]
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_recording_is_stored_and_its_url_sent_to_the_action(simulator, db, number) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Record action='/rec' finishOnKey='#'/></Response>",
+        content_type="text/xml",
+    )
+    responses.post(f"{CUSTOMER}/rec", body="<Response/>", content_type="text/xml")
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number, keys="#")
+    params = form(responses.calls[1])
+    assert params["Digits"] == "#"
+    assert params["RecordingDuration"] == "1"
+    recording_sid = params["RecordingSid"]
+    assert params["RecordingUrl"].endswith(f"/Recordings/{recording_sid}")
+    with db.transaction() as conn:
+        rows = conn.execute("SELECT * FROM recordings WHERE call_sid = %s", (sid,)).fetchall()
+    assert [row["sid"] for row in rows] == [recording_sid]
+
+
+@responses.activate
+def test_a_repeated_event_changes_nothing(simulator, db, number) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Say>a</Say><Say>b</Say></Response>",
+        content_type="text/xml",
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    before = (commands_of(db, sid), log_of(db, sid))
+    with db.transaction() as conn:
+        first = conn.execute(
+            "SELECT payload FROM media_events WHERE call_sid = %s AND seq = 2", (sid,)
+        ).fetchone()["payload"]
+    simulator.runner.handle(first)
+    assert (commands_of(db, sid), log_of(db, sid)) == before

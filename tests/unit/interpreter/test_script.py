@@ -1,0 +1,391 @@
+"""The pure step function: whole calls as sequences of events, no I/O."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from interpreter import script
+from interpreter.script import (
+    Answered,
+    CallInfo,
+    Collected,
+    Command,
+    Fetch,
+    Fetched,
+    HungUp,
+    Note,
+    Notify,
+    PromptDone,
+    RecordDone,
+    ScriptState,
+    Start,
+)
+
+VOICE_URL = "https://customer.example/voice"
+CALL = CallInfo(
+    sid="CA" + "1" * 32,
+    account_sid="AC" + "2" * 32,
+    from_number="+15550111",
+    to_number="+15550100",
+    voice_url=VOICE_URL,
+    status_callback="https://customer.example/status",
+)
+
+
+class Call:
+    """Drives a script like the shell does, keeping every action for the assertions."""
+
+    def __init__(self, call: CallInfo = CALL) -> None:
+        self.state = script.new_state(call)
+        self.actions: list = []
+        self.now = 1000.0
+
+    def send(self, event) -> list:
+        self.state, actions = script.step(self.state, event)
+        # Everything must survive the trip through JSON (it lives in PostgreSQL).
+        self.state = ScriptState.from_json(json.loads(json.dumps(self.state.to_json())))
+        self.actions.extend(actions)
+        return actions
+
+    def start(self) -> Fetch:
+        (fetch,) = [a for a in self.send(Start(at=self.now)) if isinstance(a, Fetch)]
+        return fetch
+
+    def reply(self, fetch: Fetch, body: str, *, url: str | None = None, **kw) -> list:
+        return self.send(
+            Fetched(
+                fetch_id=fetch.id,
+                ok=kw.pop("ok", True),
+                url=url or fetch.url,
+                status=kw.pop("status", 200),
+                content_type=kw.pop("content_type", "text/xml"),
+                body=body,
+                **kw,
+            )
+        )
+
+    def done(self, command: dict) -> list:
+        self.now += 1
+        return self.send(PromptDone(ref=command["ref"], at=self.now))
+
+
+def commands(actions: list) -> list[dict]:
+    return [a.payload for a in actions if isinstance(a, Command)]
+
+
+def fetches(actions: list) -> list[Fetch]:
+    return [a for a in actions if isinstance(a, Fetch)]
+
+
+def notes(actions: list, kind: str) -> list[dict]:
+    return [a.data for a in actions if isinstance(a, Note) and a.kind == kind]
+
+
+def test_start_fetches_the_voice_url_with_twilios_parameters() -> None:
+    fetch = Call().start()
+    assert (fetch.url, fetch.method, fetch.purpose) == (VOICE_URL, "POST", "voice")
+    assert fetch.params == {
+        "AccountSid": CALL.account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": CALL.sid,
+        "CallStatus": "ringing",
+        "Called": "+15550100",
+        "Caller": "+15550111",
+        "Direction": "inbound",
+        "From": "+15550111",
+        "To": "+15550100",
+    }
+
+
+def test_say_play_pause_run_in_order_each_waiting_for_the_node() -> None:
+    call = Call()
+    fetch = call.start()
+    actions = call.reply(
+        fetch,
+        "<Response><Say voice='alice' loop='2'>Hi</Say><Play>tone.wav</Play>"
+        "<Pause length='3'/></Response>",
+    )
+    answer, say = commands(actions)
+    assert answer == {"type": "answer"}
+    assert say == {
+        "type": "say",
+        "text": "Hi",
+        "voice": "alice",
+        "language": "en",
+        "loop": 2,
+        "ref": say["ref"],
+    }
+    (play,) = commands(call.done(say))
+    assert play["url"] == "https://customer.example/tone.wav"  # relative to the document
+    (pause,) = commands(call.done(play))
+    assert pause["length"] == 3
+    (hangup,) = commands(call.done(pause))
+    assert hangup == {"type": "hangup", "reason": "end-of-script"}
+
+
+def test_answered_moves_the_status_to_in_progress_for_later_requests() -> None:
+    call = Call()
+    fetch = call.start()
+    actions = call.reply(fetch, "<Response><Gather action='/next'/></Response>")
+    call.send(Answered(at=1001.0))
+    (collect,) = [c for c in commands(actions) if c["type"] == "collect"]
+    (action_fetch,) = fetches(call.send(Collected(collect["ref"], "12", "finish_key", 1002.0, "#")))
+    assert action_fetch.params["CallStatus"] == "in-progress"
+
+
+def test_gather_with_digits_requests_the_action_with_digits() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(),
+        "<Response><Gather action='/menu' method='GET' numDigits='4' timeout='7'>"
+        "<Say>Enter your PIN</Say><Pause/></Gather><Say>never</Say></Response>",
+    )
+    (collect,) = [c for c in commands(actions) if c["type"] == "collect"]
+    assert collect["finish_on_key"] == "#"
+    assert collect["num_digits"] == 4
+    assert collect["timeout"] == collect["inter_digit_timeout"] == 7
+    assert [p["type"] for p in collect["prompts"]] == ["say", "pause"]
+    after = call.send(Collected(collect["ref"], "1234", "num_digits", 1005.0))
+    (fetch,) = fetches(after)
+    assert (fetch.url, fetch.method, fetch.purpose) == (
+        "https://customer.example/menu",
+        "GET",
+        "action",
+    )
+    assert fetch.params["Digits"] == "1234"
+    assert commands(after) == []  # the rest of the old document never runs
+
+
+def test_gather_without_action_posts_to_the_current_document() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response><Gather/></Response>")
+    (collect,) = [c for c in commands(actions) if c["type"] == "collect"]
+    (fetch,) = fetches(call.send(Collected(collect["ref"], "5", "finish_key", 1.0, "#")))
+    assert fetch.url == VOICE_URL
+    assert fetch.params["FinishedOnKey"] == "#"
+
+
+def test_gather_timeout_without_digits_runs_the_next_verb() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response><Gather/><Say>Goodbye</Say></Response>")
+    (collect,) = [c for c in commands(actions) if c["type"] == "collect"]
+    after = call.send(Collected(collect["ref"], "", "timeout", 1.0))
+    assert fetches(after) == []
+    assert [c["type"] for c in commands(after)] == ["say"]
+
+
+def test_gather_action_on_empty_result_requests_the_action_anyway() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(), "<Response><Gather action='/x' actionOnEmptyResult='true'/></Response>"
+    )
+    (collect,) = [c for c in commands(actions) if c["type"] == "collect"]
+    (fetch,) = fetches(call.send(Collected(collect["ref"], "", "timeout", 1.0)))
+    assert fetch.params["Digits"] == ""
+
+
+def test_events_for_another_prompt_are_ignored() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response><Say>a</Say><Say>b</Say></Response>")
+    say = commands(actions)[1]
+    assert call.send(PromptDone(ref="r999", at=1.0)) == []
+    assert [c["text"] for c in commands(call.done(say))] == ["b"]
+    assert call.done(say) == []  # the same completion twice changes nothing
+
+
+def test_record_requests_the_action_with_the_recording() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(), "<Response><Record action='/rec' maxLength='20' playBeep='false'/></Response>"
+    )
+    (record,) = [c for c in commands(actions) if c["type"] == "record"]
+    assert (record["max_length"], record["play_beep"], record["finish_on_key"]) == (
+        20,
+        False,
+        "1234567890*#",
+    )
+    done = RecordDone(record["ref"], "RE" + "3" * 32, "https://p/rec", 4, "#", "finish_key", 9.0)
+    (fetch,) = fetches(call.send(done))
+    assert fetch.url == "https://customer.example/rec"
+    assert fetch.params["RecordingUrl"] == "https://p/rec"
+    assert fetch.params["RecordingDuration"] == "4"
+    assert fetch.params["Digits"] == "#"
+
+
+def test_an_empty_recording_skips_the_action() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response><Record/><Say>next</Say></Response>")
+    (record,) = [c for c in commands(actions) if c["type"] == "record"]
+    done = RecordDone(record["ref"], "RE" + "3" * 32, "u", 0, "", "silence", 9.0)
+    after = call.send(done)
+    assert fetches(after) == []
+    assert [c["type"] for c in commands(after)] == ["say"]
+
+
+def test_redirect_fetches_and_replaces_the_document() -> None:
+    call = Call()
+    (fetch,) = fetches(
+        call.reply(
+            call.start(),
+            "<Response><Redirect method='GET'>/b</Redirect><Say>never</Say></Response>",
+        )
+    )
+    assert (fetch.url, fetch.method, fetch.purpose) == (
+        "https://customer.example/b",
+        "GET",
+        "redirect",
+    )
+    actions = call.reply(fetch, "<Response><Say>b</Say></Response>")
+    assert [c.get("text") for c in commands(actions)] == [None, "b"]  # answer, then say
+
+
+def test_a_redirect_loop_ends_as_an_application_error() -> None:
+    call = Call()
+    fetch = call.start()
+    for _ in range(script.MAX_FETCH_CHAIN + 5):
+        actions = call.reply(fetch, "<Response><Redirect>/loop</Redirect></Response>")
+        follow = fetches(actions)
+        if not follow:
+            break
+        (fetch,) = follow
+    else:
+        pytest.fail("the redirect loop never ended")
+    assert [c["type"] for c in commands(actions)] == ["answer", "say", "hangup"]
+    assert "Redirect loop" in notes(actions, "error")[0]["message"]
+
+
+def test_hangup_verb_and_then_the_caller_hangs_up_completes_the_call() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response><Hangup/></Response>")
+    assert [c["type"] for c in commands(actions)] == ["answer", "hangup"]
+    call.send(Answered(at=1000.0))
+    after = call.send(HungUp(cause="local", at=1012.4))
+    assert call.state.status == "completed"
+    (notify,) = [a for a in after if isinstance(a, Notify)]
+    assert notify.url == "https://customer.example/status"
+    assert notify.params["CallStatus"] == "completed"
+    assert notify.params["CallDuration"] == "12"
+    assert notify.params["SequenceNumber"] == "0"
+    assert notify.params["CallbackSource"] == "call-progress-events"
+
+
+@pytest.mark.parametrize(("reason", "status"), [("busy", "busy"), ("rejected", "no-answer")])
+def test_reject_does_not_answer_and_ends_with_twilios_status(reason: str, status: str) -> None:
+    call = Call()
+    actions = call.reply(call.start(), f"<Response><Reject reason='{reason}'/></Response>")
+    assert commands(actions) == [{"type": "reject", "reason": reason}]
+    call.send(HungUp(cause="rejected", at=1.0))
+    assert call.state.status == status
+
+
+def test_caller_hanging_up_before_answer_is_canceled() -> None:
+    call = Call()
+    call.start()
+    call.send(HungUp(cause="remote", at=1.0))
+    assert call.state.status == "canceled"
+
+
+def test_a_failed_voice_url_goes_to_the_fallback_with_error_details() -> None:
+    call = Call(replace(CALL, fallback_url="https://backup.example/f"))
+    fetch = call.start()
+    actions = call.reply(fetch, "", ok=False, status=500, error="http-500: Internal Server Error")
+    (fallback,) = fetches(actions)
+    assert (fallback.url, fallback.purpose) == ("https://backup.example/f", "fallback")
+    assert fallback.params["ErrorCode"] == "11200"
+    assert fallback.params["ErrorUrl"] == VOICE_URL
+    assert notes(actions, "error")[0]["code"] == 11200
+    after = call.reply(fallback, "<Response><Say>backup</Say></Response>")
+    assert [c.get("text") for c in commands(after)] == [None, "backup"]
+
+
+def test_without_fallback_an_error_is_spoken_and_the_call_ends() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(), "", ok=False, status=None, error="timeout: read timeout", error_code="timeout"
+    )
+    assert [c["type"] for c in commands(actions)] == ["answer", "say", "hangup"]
+    assert commands(actions)[1]["text"] == script.APPLICATION_ERROR_SPEECH
+    assert notes(actions, "error")[0]["code"] == script.ERROR_CONNECTION
+
+
+@pytest.mark.parametrize(
+    ("error_code", "twilio_code"),
+    [
+        ("unsupported-content-type", 12300),
+        ("redirect-loop", 11215),
+        ("too-large", 11750),
+        ("address-refused", 11210),
+        ("http-status", 11200),
+    ],
+)
+def test_fetch_failures_carry_twilios_error_codes(error_code: str, twilio_code: int) -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(), "", ok=False, status=200, error=error_code, error_code=error_code
+    )
+    assert notes(actions, "error")[0]["code"] == twilio_code
+
+
+def test_a_failed_fallback_does_not_fall_back_again() -> None:
+    call = Call(replace(CALL, fallback_url="https://backup.example/f"))
+    (fallback,) = fetches(call.reply(call.start(), "", ok=False, status=500, error="http-500"))
+    actions = call.reply(fallback, "", ok=False, status=404, error="http-404")
+    assert fetches(actions) == []
+    assert [c["type"] for c in commands(actions)] == ["answer", "say", "hangup"]
+
+
+def test_an_invalid_document_is_a_parse_error_naming_the_line() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response>\n  <Sya>hi</Sya>\n</Response>")
+    (error,) = notes(actions, "error")
+    assert error["code"] == script.ERROR_PARSE
+    assert ":2:" in error["message"] and "Sya" in error["message"]
+    assert [c["type"] for c in commands(actions)] == ["answer", "say", "hangup"]
+
+
+def test_an_audio_reply_is_played() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(),
+        "",
+        content_type="audio/mpeg",
+        audio=True,
+        url="https://customer.example/a.mp3",
+    )
+    assert commands(actions)[1] == {
+        "type": "play",
+        "url": "https://customer.example/a.mp3",
+        "loop": 1,
+        "ref": commands(actions)[1]["ref"],
+    }
+
+
+def test_a_stale_fetch_result_is_ignored() -> None:
+    call = Call()
+    fetch = call.start()
+    call.send(HungUp(cause="remote", at=1.0))
+    assert commands(call.reply(fetch, "<Response><Say>x</Say></Response>")) == []
+
+
+def test_play_digits_sends_dtmf() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response><Play digits='ww12#'/></Response>")
+    assert commands(actions)[1]["type"] == "send_dtmf"
+    assert commands(actions)[1]["digits"] == "ww12#"
+
+
+def test_dial_is_reported_and_skipped_until_it_is_run() -> None:
+    call = Call()
+    actions = call.reply(call.start(), "<Response><Dial>+15550123</Dial><Say>x</Say></Response>")
+    assert notes(actions, "error")[0]["code"] == script.ERROR_UNSUPPORTED
+    assert [c["type"] for c in commands(actions)] == ["answer", "say"]
+
+
+def test_no_voice_url_is_an_application_error() -> None:
+    call = Call(replace(CALL, voice_url=None))
+    actions = call.send(Start(at=1.0))
+    assert fetches(actions) == []
+    assert notes(actions, "error")[0]["code"] == script.ERROR_NO_URL
