@@ -1,0 +1,40 @@
+"""The tasks. Each decodes its message and calls one domain function."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from media.protocol import ProtocolError, check_event
+from store import accounts
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Celery) -> None:
+    from worker.app import context
+
+    # Idempotent (the inbox absorbs repeats), so acknowledged only when done: a worker
+    # killed mid-task gets its event redelivered to another.
+    @app.task(name="worker.apply_event", acks_late=True)
+    def apply_event(event: dict[str, Any]) -> None:
+        try:
+            check_event(event)
+        except ProtocolError as error:
+            log.error("dropped a malformed media event: %s (%r)", error, event)
+            return
+        context(app).runner.handle(event)
+
+    # Not idempotent for the receiver (an HTTP request), so acknowledged on receipt.
+    @app.task(name="worker.send_status_callback")
+    def send_status_callback(
+        account_sid: str, url: str, method: str, params: dict[str, str]
+    ) -> None:
+        ctx = context(app)
+        with ctx.db.transaction() as conn:
+            token = accounts.auth_token(conn, account_sid, ctx.settings.resolved_secret_key())
+        result = ctx.webhooks.notify(url, method, params, token)
+        if not result.ok:
+            log.warning("status callback to %s failed: %s", url, result.error)
