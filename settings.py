@@ -54,7 +54,7 @@ class Settings:
     webhook_allow_networks: tuple[str, ...] = ()
     webhook_connect_timeout: float = 3.05
     webhook_read_timeout: float = 15.0
-    broker_visibility_timeout: float = 300.0
+    broker_visibility_timeout: float = 60.0
     trunk_uri: str | None = None
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
@@ -78,7 +78,7 @@ class Settings:
             webhook_allow_networks=_networks(env.get("WEBHOOK_ALLOW_NETWORKS", "")),
             webhook_connect_timeout=float(env.get("WEBHOOK_CONNECT_TIMEOUT", "3.05")),
             webhook_read_timeout=float(env.get("WEBHOOK_READ_TIMEOUT", "15")),
-            broker_visibility_timeout=float(env.get("BROKER_VISIBILITY_TIMEOUT", "300")),
+            broker_visibility_timeout=float(env.get("BROKER_VISIBILITY_TIMEOUT", "60")),
             trunk_uri=env.get("TRUNK_URI") or None,
             log_level=env.get("LOG_LEVEL", "INFO"),
         )

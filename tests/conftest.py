@@ -123,3 +123,21 @@ def account(db: Database, services: Services) -> AccountCredentials:
             conn, f"test {uuid.uuid4().hex[:6]}", services.settings().resolved_secret_key()
         )
     return AccountCredentials(created.sid, token)
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI sets VOICE_FORBID_SKIPS: a test that could not run (a missing SIP peer or
+    # browser) must fail the run, not pass it quietly.
+    if os.environ.get("VOICE_FORBID_SKIPS") and _skipped:
+        print(f"\n{len(_skipped)} test(s) skipped, which VOICE_FORBID_SKIPS forbids:")
+        for nodeid in _skipped:
+            print(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
