@@ -16,7 +16,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	@for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	@for b in bench/*.py; do $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
 
 $(STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
