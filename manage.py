@@ -110,6 +110,8 @@ def run() -> None:
         click.echo(f"AccountSid: {demo.account_sid}")
         click.echo(f"AuthToken: {demo.auth_token}")
         click.echo(f"demo number: {demo.number}")
+        for extension, password in demo.extensions.items():
+            click.echo(f"extension {extension}@{demo.sip_domain} password: {password}")
         sys.stdout.flush()
         while not stopping.wait(0.5):
             supervisor.poll()
@@ -124,13 +126,15 @@ def run() -> None:
 
 
 def _prepare(settings: Settings, database_url: str):
+    from provisioning.demo import ensure_demo
     from store.database import Database
-    from store.demo import ensure_demo
     from store.migrate import migrate as apply_migrations
 
     apply_migrations(database_url)
     with Database(database_url, max_size=1) as db, db.transaction() as conn:
-        return ensure_demo(conn, settings.resolved_secret_key(), settings.public_url)
+        return ensure_demo(
+            conn, settings.resolved_secret_key(), settings.public_url, settings.sip_host
+        )
 
 
 @cli.command()
@@ -227,6 +231,8 @@ def demo() -> None:
     click.echo(f"AccountSid: {found.account_sid}")
     click.echo(f"AuthToken: {found.auth_token}")
     click.echo(f"demo number: {found.number}")
+    for extension, password in found.extensions.items():
+        click.echo(f"extension {extension}@{found.sip_domain} password: {password}")
 
 
 # ------------------------------------------------------------------ operator's tools
@@ -373,6 +379,43 @@ def number_set(
             except PermissionError as error:
                 raise click.ClickException(str(error)) from error
     click.echo(f"{saved.number} ({saved.sid}) -> {saved.voice_method} {saved.voice_url}")
+
+
+@cli.group()
+def extension() -> None:
+    """Extensions: the account's employees and their phones' SIP credentials."""
+
+
+@extension.command("set")
+@click.argument("number")
+@click.option("--password", default=None, help="at least 8 characters (default: generated)")
+@click.option("--name", "display_name", default="", help="the employee's name")
+@click.option("--account", default=None, help="AccountSid (default: the demo account)")
+def extension_set(
+    number: str, password: str | None, display_name: str, account: str | None
+) -> None:
+    """Create or change extension NUMBER; prints its SIP user, domain and password."""
+    from provisioning.extensions import new_password, set_extension
+    from store import accounts
+    from store.database import Database
+    from store.extensions import sip_domain
+
+    settings = _settings()
+    password = password or new_password()
+    with _database_url(settings) as url:
+        demo_account = _prepare(settings, url)
+        with Database(url, max_size=1) as db, db.transaction() as conn:
+            account_sid = account or demo_account.account_sid
+            if accounts.get_account(conn, account_sid) is None:
+                raise click.ClickException(f"no account {account_sid}")
+            try:
+                saved = set_extension(
+                    conn, account_sid, number, password, display_name=display_name
+                )
+            except ValueError as error:
+                raise click.ClickException(str(error)) from error
+            domain = sip_domain(conn, account_sid)
+    click.echo(f"extension {saved.extension}@{domain} password: {password}")
 
 
 if __name__ == "__main__":
