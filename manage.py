@@ -186,10 +186,10 @@ def worker(concurrency: int | None, pool: str) -> None:
 
 
 @cli.command()
-def media() -> None:
-    """Run this machine's media node (MEDIA_NODE): the simulated engine for now."""
+@click.option("--simulated", is_flag=True, help="the socket-free simulated node (no SIP)")
+def media(simulated: bool) -> None:
+    """Run this machine's media node (MEDIA_NODE): SIP on SIP_HOST:SIP_PORT."""
     from media.link import BrokerLink
-    from media.simulated import SimulatedNode
     from worker.app import transport_options
 
     settings = _settings()
@@ -201,13 +201,26 @@ def media() -> None:
         prefix=settings.queue_prefix,
         transport_options=transport_options(settings),
     )
-    node = SimulatedNode(
-        settings.media_node, link.publish_event, recordings=settings.var_dir / "recordings"
-    )
-    signal.signal(signal.SIGTERM, lambda *_: link.stop())
-    signal.signal(signal.SIGINT, lambda *_: link.stop())
-    log.info("media node %s (simulated) ready", settings.media_node)
-    link.run(node.execute)
+    if simulated:
+        from media.simulated import SimulatedNode
+
+        node = SimulatedNode(
+            settings.media_node, link.publish_event, recordings=settings.var_dir / "recordings"
+        )
+        signal.signal(signal.SIGTERM, lambda *_: link.stop())
+        signal.signal(signal.SIGINT, lambda *_: link.stop())
+        log.info("media node %s (simulated) ready", settings.media_node)
+        link.run(node.execute)
+        return
+    import asyncio
+
+    from node.process import serve
+    from store.database import Database
+
+    if not settings.database_url:
+        raise click.ClickException("DATABASE_URL is not set (manage.py run sets it)")
+    with Database(settings.database_url, max_size=4) as db:
+        asyncio.run(serve(settings, link, db))
 
 
 @cli.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -56,8 +56,15 @@ class Settings:
     webhook_read_timeout: float = 15.0
     broker_visibility_timeout: float = 60.0
     trunk_uri: str | None = None
+    trunk_username: str | None = None
+    trunk_password: str | None = None
+    sip_advertised_host: str | None = None
+    sip_t1: float = 0.5
+    sip_t2: float = 4.0
+    sip_t4: float = 5.0
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 30000
     log_level: str = "INFO"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -80,6 +87,14 @@ class Settings:
             webhook_read_timeout=float(env.get("WEBHOOK_READ_TIMEOUT", "15")),
             broker_visibility_timeout=float(env.get("BROKER_VISIBILITY_TIMEOUT", "60")),
             trunk_uri=env.get("TRUNK_URI") or None,
+            trunk_username=env.get("TRUNK_USERNAME") or None,
+            trunk_password=env.get("TRUNK_PASSWORD") or None,
+            sip_advertised_host=env.get("SIP_ADVERTISED_HOST") or None,
+            sip_t1=float(env.get("SIP_T1", "0.5")),
+            sip_t2=float(env.get("SIP_T2", "4")),
+            sip_t4=float(env.get("SIP_T4", "5")),
+            rtp_port_min=int(env.get("RTP_PORT_MIN", "20000")),
+            rtp_port_max=int(env.get("RTP_PORT_MAX", "30000")),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
 

@@ -148,7 +148,7 @@ class ScriptRunner:
         number = self._route(work, event["to"])
         if number is None:
             log.warning("call %s to unknown number %r refused", event["call"], event["to"])
-            work.send_without_call(event["node"], {"type": "reject", "reason": "rejected"})
+            work.send_without_call(event["node"], {"type": "reject", "reason": "forbidden"})
             return
         call = CallInfo(
             sid=event["call"],

@@ -36,7 +36,20 @@ Events (fields beyond the envelope):
                   finish_key (the key that ended it, or null)
     record_done   ref, path, duration (seconds), digits, reason: "finish_key" |
                   "max_length" | "silence" | "hangup"
-    hangup        cause: "remote" | "local" | "rejected" | "failed", sip_code (optional)
+    hangup        cause: "remote" | "local" | "rejected" | "busy" | "no-answer" |
+                  "canceled" | "failed", sip_code (optional)
+    ringing       an originated leg is ringing (180/183)
+    held          by: "remote" (the peer put us on hold) | "local" (we held it)
+    resumed       by: as for held
+
+Call-control commands (the SIP engine):
+    originate     target: {"extension": E, "account": A} | {"number": N} (through the
+                  trunk) | {"uri": U}; from: {"user", "display_name"}; timeout (seconds).
+                  Its `call` is the new leg's id, chosen by the worker, with seq 1.
+    hold, resume  re-INVITE the peer with a=sendonly / a=sendrecv
+
+`incoming` also says where the call came from: origin "trunk" | "extension" (with
+account and extension, after digest authentication) | "external".
 """
 
 from __future__ import annotations
@@ -74,6 +87,9 @@ COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
         "play_beep": (bool,),
         "trim": (bool,),
     },
+    "originate": {"target": (dict,)},
+    "hold": {},
+    "resume": {},
 }
 
 EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -90,6 +106,9 @@ EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
         "reason": (str,),
     },
     "hangup": {"cause": (str,)},
+    "ringing": {},
+    "held": {"by": (str,)},
+    "resumed": {"by": (str,)},
 }
 
 
