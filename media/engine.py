@@ -149,6 +149,7 @@ class Leg:
         self.timeout: TimerHandle | None = None
         self.cancelled_by_us = False
         self.holding = {"remote": False, "local": False}
+        self.timers: list[TimerHandle] = []
 
     @property
     def session(self) -> Session | None:
@@ -204,8 +205,9 @@ class Leg:
         elif self.answered is None:
             cause, sip_code = _best_failure(self.failures)
         self.ended = True
-        if self.timeout is not None:
-            self.timeout.cancel()
+        for timer in (self.timeout, *self.timers):
+            if timer is not None:
+                timer.cancel()
         self.emit("hangup", cause=cause, sip_code=sip_code)
         self.engine.forget_leg(self)
 
@@ -412,8 +414,19 @@ class Engine:
                     session.hold() if command["type"] == "hold" else session.resume()
             case "originate":
                 self._originate(leg, command)
+            case "pause":
+                self._pause(leg, command)
             case other:
                 log.info("leg %s: command %s is not carried out by this node", leg.id, other)
+
+    def _pause(self, leg: Leg, command: dict[str, Any]) -> None:
+        """Silence for `length` seconds, then the prompt is done (RTP keeps flowing)."""
+
+        def done() -> None:
+            if not leg.ended:
+                leg.emit("play_done", ref=command["ref"], interrupted_by=None)
+
+        leg.timers.append(self.clock.call_later(float(command["length"]), done))
 
     def forget_leg(self, leg: Leg) -> None:
         self.legs.pop(leg.id, None)

@@ -598,3 +598,17 @@ def test_commands_run_in_seq_order_once() -> None:
     h.engine.execute({"v": 1, "call": call, "seq": 1, "type": "answer"})
     sent = h.wire.take()
     assert [m.status if isinstance(m, Response) else m.method for m in sent] == [200, "BYE"]
+
+
+def test_a_pause_ends_after_its_length_unless_the_call_ends_first() -> None:
+    h = Harness()
+    call, ok = answered_call(h)
+    h.command(call, "pause", ref="r1", length=2)
+    h.clock.advance(1.9)
+    assert h.event_types()[-1] == "answered"
+    h.clock.advance(0.2)
+    assert h.events[-1]["type"] == "play_done" and h.events[-1]["ref"] == "r1"
+    h.command(call, "pause", ref="r2", length=2)
+    h.deliver(in_dialog("BYE", ok, 2))
+    h.clock.advance(5)
+    assert h.event_types()[-1] == "hangup"
