@@ -59,6 +59,7 @@ class Settings:
     trunk_username: str | None = None
     trunk_password: str | None = None
     sip_advertised_host: str | None = None
+    sip_digest_algorithms: tuple[str, ...] = ("MD5",)
     sip_t1: float = 0.5
     sip_t2: float = 4.0
     sip_t4: float = 5.0
@@ -90,6 +91,7 @@ class Settings:
             trunk_username=env.get("TRUNK_USERNAME") or None,
             trunk_password=env.get("TRUNK_PASSWORD") or None,
             sip_advertised_host=env.get("SIP_ADVERTISED_HOST") or None,
+            sip_digest_algorithms=_digest_algorithms(env.get("SIP_DIGEST_ALGORITHMS", "MD5")),
             sip_t1=float(env.get("SIP_T1", "0.5")),
             sip_t2=float(env.get("SIP_T2", "4")),
             sip_t4=float(env.get("SIP_T4", "5")),
@@ -132,3 +134,14 @@ class Settings:
             finally:
                 draft.unlink()
         return path.read_text().strip()
+
+
+def _digest_algorithms(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip().upper() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in ("MD5", "SHA-256")]
+    if unknown or not names:
+        raise ValueError(
+            f"SIP_DIGEST_ALGORITHMS={text!r}: give MD5 and/or SHA-256, comma-separated,"
+            " most preferred first"
+        )
+    return names

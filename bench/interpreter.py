@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from interpreter import script  # noqa: E402
-from interpreter.script import (  # noqa: E402
+from interpreter import script
+from interpreter.script import (
     CallInfo,
     Collected,
     Command,

@@ -91,6 +91,11 @@ class EngineConfig:
     trunk: TrunkConfig | None = None
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     timers: TimerSettings = field(default_factory=TimerSettings)
+    # One challenge per algorithm, in this order; a phone takes the first it supports
+    # (RFC 8760 2.4). MD5 alone by default, as Asterisk and FreeSWITCH do: libre-based
+    # phones (baresip) and many desk phones fail on a challenge whose algorithm they
+    # lack, or on a second challenge for the same realm, instead of picking one.
+    digest_algorithms: tuple[str, ...] = ("MD5",)
     user_agent: str = "voice-engine"
 
 
@@ -507,7 +512,12 @@ class Engine:
     def _digest_server(self, realm: str) -> DigestServer:
         server = self._digest.get(realm)
         if server is None:
-            server = DigestServer(realm, self.config.secret, clock=self.wall_clock)
+            server = DigestServer(
+                realm,
+                self.config.secret,
+                clock=self.wall_clock,
+                algorithms=self.config.digest_algorithms,
+            )
             self._digest[realm] = server
         return server
 

@@ -62,6 +62,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         trunk=trunk,
         secret=settings.resolved_secret_key().encode(),
         timers=TimerSettings(t1=settings.sip_t1, t2=settings.sip_t2, t4=settings.sip_t4),
+        digest_algorithms=settings.sip_digest_algorithms,
     )
 
 

@@ -335,9 +335,14 @@ class UasProceeding(State):
         response.body = body
         session.dialog = Dialog.as_uas(self.request, self.local_tag, session.stack.contact())
         self.transaction.respond(response)
-        session.enter(
-            UasAccepted(session, self.transaction, response, awaiting_answer=not self.request.body)
-        )
+        late_offer = not self.request.body
+        session.enter(UasAccepted(session, self.transaction, response, awaiting_answer=late_offer))
+        if not late_offer:
+            # The call is answered when our 2xx goes out (as a carrier counts it), not
+            # when the ACK arrives: an ACK lost before the caller's BYE still leaves an
+            # answered call. With the offer in our 2xx, media is agreed once the ACK
+            # brings the answer.
+            session.listener.session_answered(session)
 
     def reject(self, status: int) -> None:
         self.transaction.respond(self._response(status))
@@ -404,7 +409,8 @@ class UasAccepted(State):
                 session.state.send_bye()
                 return
         session.enter(Confirmed(session))
-        session.listener.session_answered(session)
+        if self.awaiting_answer:
+            session.listener.session_answered(session)
 
     def on_bye(self, transaction: ServerTransaction, request: Request) -> None:
         transaction.respond(self.session.stack.response_to(request, 200))

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -160,11 +161,11 @@ def test_a_malformed_event_is_dropped_and_the_worker_carries_on(
 class SlowCustomer(BaseHTTPRequestHandler):
     """Answers `/next` only once the test lets it: the worker is stuck mid-request."""
 
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
     reached = threading.Event()
     release = threading.Event()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         self.hits.append(self.rfile.read(length).decode())
         self.reached.set()
