@@ -21,10 +21,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
+from media.plane import MediaPlane, run_inline
 from media.protocol import VERSION
-from media.sip.clock import Clock, TimerHandle, TimerSettings
+from media.rtp.stream import Endpoint, RtpStream, SocketEndpoint, StreamParameters
+from media.sip.clock import Clock, LoopClock, TimerHandle, TimerSettings
 from media.sip.dialog import new_call_id, new_tag
 from media.sip.digest import DigestClient, DigestServer, Verdict
 from media.sip.headers import Headers
@@ -96,6 +99,7 @@ class EngineConfig:
     # phones (baresip) and many desk phones fail on a challenge whose algorithm they
     # lack, or on a second challenge for the same realm, instead of picking one.
     digest_algorithms: tuple[str, ...] = ("MD5",)
+    recordings: Path = Path("var/recordings")
     user_agent: str = "voice-engine"
 
 
@@ -183,12 +187,14 @@ class Leg:
         for other in self.sessions:
             if other is not session:
                 other.hangup()
+        self.engine.attach_media(self, session)
         self.emit("answered", **_media_fields(session))
 
     def session_media_changed(self, session: Session) -> None:
         """After an offer/answer in the call: report who holds whom now, if it changed."""
         if session is not self.answered or session.media is None:
             return
+        self.engine.update_media(self, session)
         holds = {"remote": session.media.on_hold, "local": session.on_hold_locally}
         for by, held in holds.items():
             if held != self.holding[by]:
@@ -213,10 +219,16 @@ class Leg:
         for timer in (self.timeout, *self.timers):
             if timer is not None:
                 timer.cancel()
+        self.engine.plane.detach(self.id)  # its last prompt, digits, recording first
         self.emit("hangup", cause=cause, sip_code=sip_code)
         self.engine.forget_leg(self)
 
     cancel_cause = "local"
+
+    def session_dtmf(self, session: Session, digit: str) -> None:
+        """A digit by SIP INFO (application/dtmf-relay)."""
+        if session is self.answered and not self.ended:
+            self.engine.plane.info_digit(self.id, digit)
 
     def hangup(self, cause: str = "local") -> None:
         if self.ended:
@@ -225,6 +237,7 @@ class Leg:
         self.cancel_cause = cause
         if not self.sessions:
             self.ended = True
+            self.engine.plane.detach(self.id)
             self.emit("hangup", cause=cause, sip_code=None)
             self.engine.forget_leg(self)
             return
@@ -241,6 +254,38 @@ def _best_failure(failures: list[tuple[str, int | None]]) -> tuple[str, int | No
     return failures[0] if failures else ("failed", None)
 
 
+def _stream_parameters(session: Session) -> StreamParameters:
+    media = session.media
+    assert media is not None
+    return StreamParameters(
+        remote=(media.remote_address, media.remote_port),
+        remote_rtcp=(media.remote_address, media.remote_rtcp_port),
+        payload_type=media.payload_type,
+        codec=media.codec,
+        telephone_event_pt=media.telephone_event_pt,
+        sends=media.sends and media.remote_port != 0,
+        receives=media.receives,
+    )
+
+
+def _run_in_executor(
+    work: Callable[[], Any], done: Callable[[Any, BaseException | None], None]
+) -> None:
+    """Slow media work (speech, downloads) on the loop's thread pool; `done` on the loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        run_inline(work, done)
+        return
+    future = loop.run_in_executor(None, work)
+
+    def finished(completed: asyncio.Future) -> None:
+        error = completed.exception()
+        done(None if error else completed.result(), error)
+
+    future.add_done_callback(finished)
+
+
 def _media_fields(session: Session) -> dict[str, Any]:
     media = session.media
     if media is None:
@@ -253,54 +298,49 @@ def _media_fields(session: Session) -> dict[str, Any]:
 
 
 class MediaAllocator(Protocol):
-    """Hands out the local RTP address of each new leg and takes it back."""
+    """Hands out the local RTP address of each new leg and takes it back; `endpoint`
+    gives the sockets behind an address (None where there are none, as in unit tests
+    of signalling alone)."""
 
     def take(self) -> LocalMedia: ...
     def release(self, media: LocalMedia) -> None: ...
-
-
-class _Discard(asyncio.DatagramProtocol):
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        pass
+    def endpoint(self, media: LocalMedia) -> Endpoint | None: ...
 
 
 class SocketPorts:
-    """RTP ports from a range, each held by a bound socket while its leg lives, so no
-    other program takes it and peers' packets are not answered with ICMP errors."""
+    """RTP/RTCP port pairs from a range, each bound from the moment the port goes into
+    an SDP until its leg ends, so no other program takes it and early packets land."""
 
     def __init__(self, bind_host: str, media_host: str, low: int, high: int) -> None:
         self.bind_host = bind_host
         self.media_host = media_host
         self.pool = PortPool(low, high)
-        self._sockets: dict[int, asyncio.DatagramTransport] = {}
+        self._endpoints: dict[int, SocketEndpoint] = {}
 
     def take(self) -> LocalMedia:
-        port = self.pool.take()
-        loop = asyncio.get_running_loop()
-        future = asyncio.ensure_future(
-            loop.create_datagram_endpoint(_Discard, local_addr=(self.bind_host, port))
-        )
-        future.add_done_callback(lambda done, port=port: self._bound(port, done))
-        return LocalMedia(self.media_host, port)
+        for _ in range(len(self.pool._free) + 1):
+            port = self.pool.take()
+            try:
+                self._endpoints[port] = SocketEndpoint.bind(self.bind_host, port)
+            except OSError as error:
+                log.warning("RTP port %s is taken (%s); trying another", port, error)
+                continue  # not given back: something else holds it
+            return LocalMedia(self.media_host, port)
+        raise RuntimeError("no free RTP ports")
 
-    def _bound(self, port: int, future: asyncio.Future) -> None:
-        if future.exception() is not None:
-            log.warning("RTP port %s could not be bound: %s", port, future.exception())
-        elif port in self.pool.in_use:
-            self._sockets[port] = future.result()[0]
-        else:
-            future.result()[0].close()  # released before it was bound
+    def endpoint(self, media: LocalMedia) -> Endpoint | None:
+        return self._endpoints.get(media.port)
 
     def release(self, media: LocalMedia) -> None:
-        sock = self._sockets.pop(media.port, None)
-        if sock is not None:
-            sock.close()
+        endpoint = self._endpoints.pop(media.port, None)
+        if endpoint is not None:
+            endpoint.close()
         self.pool.give_back(media.port)
 
     def close(self) -> None:
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets.clear()
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._endpoints.clear()
 
 
 class Engine:
@@ -316,6 +356,7 @@ class Engine:
         wall_clock: Callable[[], float] = time.time,
         transport: MessageSender | None = None,
         media: MediaAllocator | None = None,
+        run_blocking: Callable[..., None] | None = None,
     ) -> None:
         self.config = config
         self.directory = directory
@@ -338,6 +379,13 @@ class Engine:
             config.sip_host,
             config.media_host or self.transport.local_via_host.strip("[]"),
             *config.rtp_ports,
+        )
+        self.plane = MediaPlane(
+            clock,
+            self._plane_event,
+            recordings=config.recordings,
+            run_blocking=run_blocking or _run_in_executor,
+            precise=isinstance(clock, LoopClock),
         )
         self.legs: dict[str, Leg] = {}
         self.dialogs: dict[tuple[str, str, str], Session] = {}
@@ -414,27 +462,40 @@ class Engine:
                     session.reject(int(status))
             case "hangup":
                 leg.hangup("local")
+            case "hold" | "resume" if command.get("music"):
+                # Music on hold played by us; the peer is not re-INVITEd.
+                self.plane.music_hold(leg.id, command["type"] == "hold")
             case "hold" | "resume":
                 if session is not None:
                     session.hold() if command["type"] == "hold" else session.resume()
             case "originate":
                 self._originate(leg, command)
-            case "pause":
-                self._pause(leg, command)
             case other:
-                log.info("leg %s: command %s is not carried out by this node", leg.id, other)
-
-    def _pause(self, leg: Leg, command: dict[str, Any]) -> None:
-        """Silence for `length` seconds, then the prompt is done (RTP keeps flowing)."""
-
-        def done() -> None:
-            if not leg.ended:
-                leg.emit("play_done", ref=command["ref"], interrupted_by=None)
-
-        leg.timers.append(self.clock.call_later(float(command["length"]), done))
+                if not self.plane.command(leg.id, command):
+                    log.info("leg %s: command %s is not carried out by this node", leg.id, other)
 
     def forget_leg(self, leg: Leg) -> None:
         self.legs.pop(leg.id, None)
+        self.plane.detach(leg.id)
+
+    def _plane_event(self, leg_id: str, type_: str, fields: dict[str, Any]) -> None:
+        leg = self.legs.get(leg_id)
+        if leg is not None and not leg.ended:
+            leg.emit(type_, **fields)
+
+    def attach_media(self, leg: Leg, session: Session) -> None:
+        endpoint_of = getattr(self.media, "endpoint", None)
+        endpoint = endpoint_of(session.local_media) if endpoint_of is not None else None
+        if endpoint is None or session.media is None:
+            return
+        stream = RtpStream(
+            endpoint, _stream_parameters(session), cname=f"{leg.id}@{self.config.node}"
+        )
+        self.plane.attach(leg.id, stream)
+
+    def update_media(self, leg: Leg, session: Session) -> None:
+        if session.media is not None:
+            self.plane.update(leg.id, _stream_parameters(session))
 
     # ================================================================== media
 

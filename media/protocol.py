@@ -41,12 +41,33 @@ Events (fields beyond the envelope):
     ringing       an originated leg is ringing (180/183)
     held          by: "remote" (the peer put us on hold) | "local" (we held it)
     resumed       by: as for held
+    talking       conference, talking (bool): a conference member started or stopped
+                  talking (energy with hysteresis)
 
 Call-control commands (the SIP engine):
     originate     target: {"extension": E, "account": A} | {"number": N} (through the
                   trunk) | {"uri": U}; from: {"user", "display_name"}; timeout (seconds).
                   Its `call` is the new leg's id, chosen by the worker, with seq 1.
-    hold, resume  re-INVITE the peer with a=sendonly / a=sendrecv
+    hold, resume  re-INVITE the peer with a=sendonly / a=sendrecv; with `music: true`
+                  instead play it music on hold (no re-INVITE) and keep its audio
+                  from its bridge or conference
+
+Media commands (the media plane; audio is 8 kHz, moved in 20 ms frames):
+    tone          ref, name: "dial" | "ringback" | "busy" | "error" | "beep",
+                  duration (seconds, optional; without it the tone plays until `stop`)
+    stop          ref (optional): end that prompt (or every prompt) now; its play_done
+                  follows
+    bridge        peer: the other leg (on this node); each hears the other, no mixer
+    unbridge      undo `bridge`
+    join          conference (a name, node-wide), muted, deaf, beep (tone to all on
+                  join), coach (the leg this one whispers to)
+    leave         beep (optional)
+    mute          muted, deaf (optional): in a conference; in a bridge, muted alone
+    `play` also takes `url` "tone:<name>" for a named tone.
+    DTMF is reported as `dtmf` events whatever else runs; during `collect` and
+    `record` the digits also count there. Sources: RFC 4733 with the negotiated
+    payload type, in-band (only from peers that negotiated no telephone-event), SIP
+    INFO (application/dtmf-relay or application/dtmf).
 
 `incoming` also says where the call came from: origin "trunk" | "extension" (with
 account and extension, after digest authentication) | "external".
@@ -90,6 +111,13 @@ COMMANDS: dict[str, dict[str, tuple[type, ...]]] = {
     "originate": {"target": (dict,)},
     "hold": {},
     "resume": {},
+    "tone": {"ref": (str,), "name": (str,)},
+    "stop": {},
+    "bridge": {"peer": (str,)},
+    "unbridge": {},
+    "join": {"conference": (str,)},
+    "leave": {},
+    "mute": {"muted": (bool,)},
 }
 
 EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -109,6 +137,7 @@ EVENTS: dict[str, dict[str, tuple[type, ...]]] = {
     "ringing": {},
     "held": {"by": (str,)},
     "resumed": {"by": (str,)},
+    "talking": {"conference": (str,), "talking": (bool,)},
 }
 
 

@@ -4,6 +4,7 @@ thread, events to the broker from another (a publish may block; the loop never d
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import queue
 import signal
@@ -60,9 +61,12 @@ def engine_config(settings: Settings) -> EngineConfig:
         advertised_host=settings.sip_advertised_host,
         rtp_ports=(settings.rtp_port_min, settings.rtp_port_max),
         trunk=trunk,
-        secret=settings.resolved_secret_key().encode(),
+        # Nonces are signed with a key derived from SECRET_KEY (any length), so every
+        # node of a deployment accepts the nonces of the others.
+        secret=hashlib.sha256(b"sip nonce " + settings.resolved_secret_key().encode()).digest(),
         timers=TimerSettings(t1=settings.sip_t1, t2=settings.sip_t2, t4=settings.sip_t4),
         digest_algorithms=settings.sip_digest_algorithms,
+        recordings=settings.var_dir / "recordings",
     )
 
 

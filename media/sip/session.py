@@ -49,6 +49,7 @@ class SessionListener(Protocol):
     def session_answered(self, session: Session) -> None: ...
     def session_media_changed(self, session: Session) -> None: ...
     def session_ended(self, session: Session, cause: str, sip_code: int | None) -> None: ...
+    def session_dtmf(self, session: Session, digit: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,32 @@ class LocalMedia:
 
     address: str
     port: int
+
+
+_INFO_DIGITS = "0123456789*#ABCD"
+
+
+def _info_digit(request: Request) -> str | None:
+    """The digit of a SIP INFO with `application/dtmf-relay` (Signal=5) or
+    `application/dtmf` (just the digit, or its event code); None for any other INFO."""
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    body = request.body.decode("utf-8", "replace") if request.body else ""
+    value = None
+    if content_type == "application/dtmf-relay":
+        for line in body.splitlines():
+            name, _, rest = line.partition("=")
+            if name.strip().lower() == "signal":
+                value = rest.strip()
+                break
+    elif content_type == "application/dtmf":
+        value = body.strip()
+    if not value:
+        return None
+    if (value.isdigit() and len(value) > 1) or value in ("10", "11"):
+        code = int(value)
+        return _INFO_DIGITS[code] if code < len(_INFO_DIGITS) else None
+    value = value.upper()
+    return value if len(value) == 1 and value in _INFO_DIGITS else None
 
 
 def end_cause(status: int) -> str:
@@ -191,6 +218,9 @@ class Session:
                 self.state.on_bye(transaction, request)
             case "INVITE":
                 self.state.on_reinvite(transaction, request)
+            case "INFO" if _info_digit(request) is not None:
+                transaction.respond(self.stack.response_to(request, 200))
+                self.listener.session_dtmf(self, _info_digit(request))  # type: ignore[arg-type]
             case "OPTIONS" | "INFO" | "UPDATE" if method != "UPDATE" or not request.body:
                 transaction.respond(self.stack.response_to(request, 200))
             case _:

@@ -16,6 +16,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -70,6 +71,7 @@ class EngineHost:
         trunk_credentials: tuple[str, str] | None = None,
         rtp_ports: tuple[int, int] = (40000, 40999),
         controller: Controller | None = None,
+        recordings: Path | None = None,
     ) -> None:
         self.port = port
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -90,6 +92,7 @@ class EngineHost:
             sip_port=port,
             rtp_ports=rtp_ports,
             trunk=trunk_config,
+            recordings=recordings or Path(tempfile.mkdtemp(prefix="interop-recordings-")),
         )
 
         async def build() -> Engine:

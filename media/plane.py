@@ -1,0 +1,707 @@
+"""The media plane of a node: every leg's audio, moved by one drift-free 20 ms clock.
+
+Each tick, for every leg (`Channel`): take in what arrived (RTP into the jitter buffer,
+RFC 4733 presses), play out the frame that is due, look for in-band digits when the peer
+negotiated no telephone-event, feed a recording; then mix all conferences of the node in
+one numpy pass; then send each leg its frame, chosen in this order: a prompt it is being
+played, music on hold, the other party of its bridge, its conference mix, silence. A leg
+with nothing to hear still gets silence, so carriers keep the call up.
+
+Ticks are scheduled at absolute times (start + n x 20 ms) on the engine's clock, never
+by sleeping per stream; a late tick is caught up at once, more than a few behind are
+skipped. Slow work (speech synthesis, fetching a WAV) runs off the clock through
+`run_blocking`, and its prompt plays silence until the audio is there.
+
+The plane reports through `emit(leg, type, fields)`: dtmf, play_done, collected,
+record_done, talking. It knows nothing of SIP: the engine attaches a stream when a
+leg's media is agreed and detaches it when the leg ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import urllib.request
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from media.audio import FRAME
+from media.audio.mixer import Mixer
+from media.audio.recorder import Recorder
+from media.audio.sources import Samples, Silence, Source, Tone, music_on_hold
+from media.audio.tts import synthesize
+from media.audio.wav import AudioError, load_audio
+from media.rtp.dtmf_detector import DtmfDetector
+from media.rtp.stream import RtpStream, StreamParameters
+from media.sip.clock import Clock, TimerHandle
+
+log = logging.getLogger(__name__)
+
+TICK = 0.020
+SPIN = 0.002
+MAX_CATCH_UP = 5
+FETCH_TIMEOUT = 10.0
+FETCH_LIMIT = 50 * 1024 * 1024
+DTMF_FREQUENCIES = {
+    "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
+    "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
+    "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
+    "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
+}  # fmt: skip
+
+Emit = Callable[[str, str, dict[str, Any]], None]
+RunBlocking = Callable[[Callable[[], Any], Callable[[Any, BaseException | None], None]], None]
+
+
+def run_inline(work: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+    """`run_blocking` for tests: do the work at once."""
+    try:
+        result = work()
+    except Exception as error:
+        done(None, error)
+        return
+    done(result, None)
+
+
+# ---------------------------------------------------------------------- prompts
+
+
+class _Pending:
+    """A source whose audio is still being made (speech, a download): silence until then."""
+
+    def __init__(self) -> None:
+        self.inner: Source | None = None
+        self.failed = False
+
+    def read(self) -> NDArray[np.int16] | None:
+        if self.failed:
+            return None
+        if self.inner is None:
+            return _SILENT_FRAME
+        return self.inner.read()
+
+
+class _Digit:
+    """One RFC 4733 press sent by the stream; silence while it goes out."""
+
+    def __init__(self, channel: Channel, digit: str) -> None:
+        self.channel = channel
+        self.digit = digit
+        self.started = False
+
+    def read(self) -> NDArray[np.int16] | None:
+        stream = self.channel.stream
+        if not self.started:
+            self.started = True
+            if stream is None or not stream.send_digits(self.digit):
+                return None
+        if stream is not None and stream.sending_digits:
+            return _SILENT_FRAME
+        return None
+
+
+_SILENT_FRAME = np.zeros(FRAME, dtype=np.int16)
+
+
+@dataclass
+class Prompt:
+    ref: str | None
+    sources: deque[Any]
+    on_done: Callable[[str | None], None] | None = None  # interrupted_by digit or None
+
+    def read(self) -> NDArray[np.int16] | None:
+        while self.sources:
+            frame = self.sources[0].read()
+            if frame is not None:
+                return frame
+            self.sources.popleft()
+        return None
+
+
+@dataclass
+class Collection:
+    ref: str
+    finish_on_key: str
+    num_digits: int | None
+    timeout: float
+    inter_digit_timeout: float
+    barge_in: bool
+    digits: str = ""
+    deadline: float | None = None  # armed once the prompts are over
+    early: list[str] = field(default_factory=list)  # pressed during prompts without barge-in
+
+
+@dataclass
+class Recording:
+    ref: str
+    recorder: Any
+    finish_on_key: str
+    started: bool = False
+
+
+# ---------------------------------------------------------------------- channels
+
+
+class Channel:
+    """The audio side of one leg."""
+
+    def __init__(self, leg: str) -> None:
+        self.leg = leg
+        self.stream: RtpStream | None = None
+        self.input: NDArray[np.int16] | None = None
+        self.prompts: deque[Prompt] = deque()
+        self.collection: Collection | None = None
+        self.recording: Recording | None = None
+        self.peer: Channel | None = None
+        self.conference: str | None = None
+        self.slot: int | None = None
+        self.music: Source | None = None
+        self.inband: DtmfDetector | None = None
+        self.muted = False  # in a bridge: the other party does not hear it
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.prompts or self.collection or self.recording)
+
+
+class MediaPlane:
+    def __init__(
+        self,
+        clock: Clock,
+        emit: Emit,
+        *,
+        recordings: Path,
+        run_blocking: RunBlocking = run_inline,
+        fetch: Callable[[str], bytes] | None = None,
+        precise: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.emit = emit
+        self.recordings = recordings
+        self.run_blocking = run_blocking
+        self.fetch = fetch or fetch_url
+        # On a real clock the event loop wakes a timer up to a millisecond or two late,
+        # unevenly: the tick is armed that much early and waits out the rest spinning,
+        # so packets leave 20 ms apart (the price: up to `SPIN` of CPU per tick).
+        self.spin = SPIN if precise else 0.0
+        self.channels: dict[str, Channel] = {}
+        self.mixer = Mixer()
+        self.slots: dict[int, Channel] = {}
+        self._tick_timer: TimerHandle | None = None
+        self._start: float = 0.0
+        self._ticks = 0
+        self.skipped_ticks = 0
+        self._audio_cache: OrderedDict[tuple, NDArray[np.int16]] = OrderedDict()
+
+    # ------------------------------------------------------------------ legs
+
+    def channel(self, leg: str) -> Channel:
+        channel = self.channels.get(leg)
+        if channel is None:
+            channel = self.channels[leg] = Channel(leg)
+            self._ensure_ticking()
+        return channel
+
+    def attach(self, leg: str, stream: RtpStream) -> None:
+        channel = self.channel(leg)
+        if channel.stream is not None and channel.stream is not stream:
+            channel.stream.close(self.clock.now())
+        channel.stream = stream
+        self._configure_inband(channel)
+
+    def update(self, leg: str, params: StreamParameters) -> None:
+        channel = self.channels.get(leg)
+        if channel is not None and channel.stream is not None:
+            channel.stream.configure(params)
+            self._configure_inband(channel)
+
+    @staticmethod
+    def _configure_inband(channel: Channel) -> None:
+        # In-band detection only for peers without telephone-event: one that negotiated
+        # it sends RFC 4733, and often the tones in audio as well (one press, not two).
+        stream = channel.stream
+        wants = stream is not None and stream.params.telephone_event_pt is None
+        if wants and channel.inband is None:
+            channel.inband = DtmfDetector()
+        elif not wants:
+            channel.inband = None
+
+    def detach(self, leg: str) -> None:
+        """The leg ended: finish what it was doing (with reason hangup) and free it."""
+        channel = self.channels.pop(leg, None)
+        if channel is None:
+            return
+        if channel.collection is not None:
+            collection, channel.collection = channel.collection, None
+            self.emit(
+                leg,
+                "collected",
+                {
+                    "ref": collection.ref,
+                    "digits": collection.digits,
+                    "reason": "hangup",
+                    "finish_key": None,
+                },
+            )
+        if channel.recording is not None:
+            self._finish_recording(channel, "hangup", "")
+        channel.prompts.clear()
+        self._unbridge(channel)
+        self._leave(channel)
+        if channel.stream is not None:
+            channel.stream.close(self.clock.now())
+            channel.stream = None
+        if not self.channels and self._tick_timer is not None:
+            self._tick_timer.cancel()
+            self._tick_timer = None
+
+    # -------------------------------------------------------------- commands
+
+    def command(self, leg: str, command: dict[str, Any]) -> bool:
+        """Carry out a media command; False if it is not one."""
+        kind = command["type"]
+        handler = getattr(self, f"_cmd_{kind}", None)
+        if handler is None:
+            return False
+        handler(self.channel(leg), command)
+        return True
+
+    def _cmd_say(self, channel: Channel, command: dict[str, Any]) -> None:
+        self._prompt(channel, command["ref"], [command])
+
+    _cmd_play = _cmd_say
+    _cmd_pause = _cmd_say
+    _cmd_tone = _cmd_say
+
+    def _cmd_send_dtmf(self, channel: Channel, command: dict[str, Any]) -> None:
+        self._prompt(channel, command["ref"], [command])
+
+    def _cmd_stop(self, channel: Channel, command: dict[str, Any]) -> None:
+        ref = command.get("ref")
+        for prompt in list(channel.prompts):
+            if ref is None or prompt.ref == ref:
+                channel.prompts.remove(prompt)
+                if prompt.on_done is not None:
+                    prompt.on_done(None)
+
+    def _cmd_collect(self, channel: Channel, command: dict[str, Any]) -> None:
+        if channel.collection is not None:
+            self._end_collection(channel, "timeout")
+        channel.collection = Collection(
+            ref=command["ref"],
+            finish_on_key=command.get("finish_on_key", "#"),
+            num_digits=command.get("num_digits"),
+            timeout=float(command.get("timeout", 5)),
+            inter_digit_timeout=float(
+                command.get("inter_digit_timeout", command.get("timeout", 5))
+            ),
+            barge_in=bool(command.get("barge_in", True)),
+        )
+        if command.get("prompts"):
+            self._prompt(channel, None, command["prompts"], on_done=self._collect_prompts_done)
+        else:
+            self._arm_collection(channel)
+
+    def _cmd_record(self, channel: Channel, command: dict[str, Any]) -> None:
+        self.recordings.mkdir(parents=True, exist_ok=True)
+        path = self.recordings / f"{channel.leg}-{command['ref']}.wav"
+        recorder = Recorder(
+            path,
+            max_length_s=float(command.get("max_length", 3600)),
+            silence_timeout_s=float(command.get("timeout", 5)),
+            trim_silence=bool(command.get("trim", True)),
+        )
+        channel.recording = Recording(command["ref"], recorder, command.get("finish_on_key", ""))
+        if command.get("play_beep", True):
+            self._prompt(
+                channel,
+                None,
+                [{"type": "tone", "name": "beep"}],
+                on_done=lambda recorded, _digit: self._start_recording(recorded),
+            )
+        else:
+            channel.recording.started = True
+
+    def _cmd_bridge(self, channel: Channel, command: dict[str, Any]) -> None:
+        other = self.channel(command["peer"])
+        self._unbridge(channel)
+        self._unbridge(other)
+        self._leave(channel)
+        self._leave(other)
+        channel.peer, other.peer = other, channel
+
+    def _cmd_unbridge(self, channel: Channel, command: dict[str, Any]) -> None:
+        self._unbridge(channel)
+
+    def _cmd_join(self, channel: Channel, command: dict[str, Any]) -> None:
+        self._unbridge(channel)
+        self._leave(channel)
+        channel.conference = command["conference"]
+        channel.slot = self.mixer.join(command["conference"])
+        self.slots[channel.slot] = channel
+        coach = command.get("coach")
+        coach_of = None
+        if coach:
+            target = self.channels.get(coach)
+            coach_of = target.slot if target is not None else None
+        self.mixer.set(
+            channel.slot,
+            muted=bool(command.get("muted", False)),
+            deaf=bool(command.get("deaf", False)),
+            hold=channel.music is not None,
+            coach_of=coach_of,
+        )
+        if command.get("beep"):
+            for slot in self.mixer.members(channel.conference):
+                member = self.slots.get(slot)
+                if member is not None:
+                    self._prompt(member, None, [{"type": "tone", "name": "beep"}])
+
+    def _cmd_leave(self, channel: Channel, command: dict[str, Any]) -> None:
+        conference = channel.conference
+        self._leave(channel)
+        if command.get("beep") and conference is not None:
+            for slot in self.mixer.members(conference):
+                member = self.slots.get(slot)
+                if member is not None:
+                    self._prompt(member, None, [{"type": "tone", "name": "beep"}])
+
+    def _cmd_mute(self, channel: Channel, command: dict[str, Any]) -> None:
+        channel_muted = bool(command.get("muted", True))
+        if channel.slot is not None:
+            self.mixer.set(channel.slot, muted=channel_muted, deaf=command.get("deaf"))
+        channel.muted = channel_muted
+
+    def music_hold(self, leg: str, on: bool) -> None:
+        """Music on hold for the leg; it is not heard by its bridge or conference."""
+        channel = self.channel(leg)
+        channel.music = music_on_hold() if on else None
+        if channel.slot is not None:
+            self.mixer.set(channel.slot, hold=on)
+
+    # ------------------------------------------------------------- internals
+
+    def _prompt(
+        self,
+        channel: Channel,
+        ref: str | None,
+        items: list[dict[str, Any]],
+        *,
+        on_done: Callable[[Channel, str | None], None] | None = None,
+    ) -> None:
+        sources: deque[Any] = deque()
+        for item in items:
+            sources.extend(self._sources(channel, item))
+
+        def done(interrupted_by: str | None) -> None:
+            if ref is not None:
+                self.emit(channel.leg, "play_done", {"ref": ref, "interrupted_by": interrupted_by})
+            if on_done is not None:
+                on_done(channel, interrupted_by)
+
+        channel.prompts.append(Prompt(ref, sources, done))
+
+    def _sources(self, channel: Channel, item: dict[str, Any]) -> list[Any]:
+        loop = int(item.get("loop", 1) or 0)
+        match item["type"]:
+            case "pause":
+                return [Silence(int(float(item["length"]) * 1000))]
+            case "tone":
+                tone = Tone.named(item["name"])
+                duration = item.get("duration")
+                if duration:
+                    return [_Limited(tone, int(float(duration) / TICK))]
+                return [tone]
+            case "send_dtmf":
+                result: list[Any] = []
+                for digit in item["digits"]:
+                    if digit.lower() == "w":
+                        result.append(Silence(500))
+                    elif channel.stream is not None and channel.stream.events_out is not None:
+                        result.append(_Digit(channel, digit.upper()))
+                    else:
+                        result.append(Samples(_dtmf_tone(digit.upper())))
+                        result.append(Silence(100))
+                return result
+            case "say":
+                key = ("say", item["text"], item.get("voice", ""), item.get("language", ""))
+                return [
+                    self._loaded(
+                        key,
+                        lambda: synthesize(
+                            item["text"],
+                            item.get("voice") or "woman",
+                            item.get("language") or "en-US",
+                        ),
+                        loop,
+                    )
+                ]
+            case "play":
+                url = item["url"]
+                if url.startswith("tone:"):
+                    return [Tone.named(url[5:])]
+                return [self._loaded(("play", url), lambda: load_audio(self.fetch(url)), loop)]
+        log.warning("leg %s: prompt %r is not known", channel.leg, item.get("type"))
+        return []
+
+    def _loaded(self, key: tuple, make: Callable[[], NDArray[np.int16]], loop: int) -> Any:
+        cached = self._audio_cache.get(key)
+        if cached is not None:
+            self._audio_cache.move_to_end(key)
+            return Samples(cached, loop=loop)
+        pending = _Pending()
+
+        def ready(audio: Any, error: BaseException | None) -> None:
+            if error is not None:
+                log.warning("audio %s could not be made: %s", key[:2], error)
+                pending.failed = True
+                return
+            self._audio_cache[key] = audio
+            while len(self._audio_cache) > 256:
+                self._audio_cache.popitem(last=False)
+            pending.inner = Samples(audio, loop=loop)
+
+        self.run_blocking(make, ready)
+        return pending
+
+    def _collect_prompts_done(self, channel: Channel, interrupted_by: str | None) -> None:
+        collection = channel.collection
+        if collection is None:
+            return
+        early, collection.early = collection.early, []
+        self._arm_collection(channel)
+        for digit in early:
+            if channel.collection is not collection:
+                break
+            self._collect_digit(channel, digit)
+
+    def _arm_collection(self, channel: Channel) -> None:
+        collection = channel.collection
+        assert collection is not None
+        collection.deadline = self.clock.now() + collection.timeout
+
+    def _collect_digit(self, channel: Channel, digit: str) -> None:
+        collection = channel.collection
+        assert collection is not None
+        if digit in collection.finish_on_key:
+            self._end_collection(channel, "finish_key", digit)
+            return
+        collection.digits += digit
+        if collection.num_digits and len(collection.digits) >= collection.num_digits:
+            self._end_collection(channel, "num_digits")
+            return
+        collection.deadline = self.clock.now() + collection.inter_digit_timeout
+
+    def _end_collection(self, channel: Channel, reason: str, finish_key: str | None = None) -> None:
+        collection, channel.collection = channel.collection, None
+        assert collection is not None
+        self.emit(
+            channel.leg,
+            "collected",
+            {
+                "ref": collection.ref,
+                "digits": collection.digits,
+                "reason": reason,
+                "finish_key": finish_key,
+            },
+        )
+
+    def _start_recording(self, channel: Channel) -> None:
+        if channel.recording is not None:
+            channel.recording.started = True
+
+    def _finish_recording(self, channel: Channel, reason: str, digits: str) -> None:
+        recording, channel.recording = channel.recording, None
+        assert recording is not None
+        result = recording.recorder.finish(reason)
+        self.emit(
+            channel.leg,
+            "record_done",
+            {
+                "ref": recording.ref,
+                "path": str(result.path),
+                "duration": round(result.duration_s, 3),
+                "digits": digits,
+                "reason": reason,
+            },
+        )
+
+    def _unbridge(self, channel: Channel) -> None:
+        peer = channel.peer
+        if peer is not None:
+            peer.peer = None
+            channel.peer = None
+
+    def _leave(self, channel: Channel) -> None:
+        if channel.slot is not None:
+            self.mixer.leave(channel.slot)
+            self.slots.pop(channel.slot, None)
+            channel.slot = None
+            channel.conference = None
+
+    # ------------------------------------------------------------------ digits
+
+    def info_digit(self, leg: str, digit: str) -> None:
+        channel = self.channels.get(leg)
+        if channel is not None:
+            self._digit(channel, digit, "info")
+
+    def _digit(self, channel: Channel, digit: str, source: str) -> None:
+        self.emit(channel.leg, "dtmf", {"digit": digit, "source": source})
+        collection = channel.collection
+        recording = channel.recording
+        if recording is not None and recording.started and digit in recording.finish_on_key:
+            self._finish_recording(channel, "finish_key", digit)
+            return
+        if collection is None:
+            return
+        if collection.deadline is None:  # its prompts are playing
+            if not collection.barge_in:
+                collection.early.append(digit)
+                return
+            # Barge-in: the press stops the prompts and counts.
+            while channel.prompts:
+                prompt = channel.prompts.popleft()
+                if prompt.on_done is not None:
+                    prompt.on_done(digit)
+                if channel.collection is not collection or collection.deadline is not None:
+                    break
+            if channel.collection is not collection:
+                return
+            if collection.deadline is None:
+                self._arm_collection(channel)
+            # `_collect_prompts_done` replayed the early presses; now this one.
+        self._collect_digit(channel, digit)
+
+    # ------------------------------------------------------------------- clock
+
+    def _ensure_ticking(self) -> None:
+        if self._tick_timer is None:
+            self._start = self.clock.now()
+            self._ticks = 0
+            self._tick_timer = self.clock.call_later(TICK - self.spin, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick_timer = None
+        self._ticks += 1
+        due = self._start + self._ticks * TICK
+        if self.spin:
+            while self.clock.now() < due:
+                pass
+        now = self.clock.now()
+        behind = int((now - (self._start + self._ticks * TICK)) / TICK)
+        if behind > MAX_CATCH_UP:
+            self.skipped_ticks += behind
+            self._ticks += behind
+        try:
+            self.tick(now)
+        except Exception:
+            log.exception("media tick failed")
+        if self.channels:
+            due = self._start + (self._ticks + 1) * TICK - self.spin
+            self._tick_timer = self.clock.call_later(
+                max(0.0, due - self.clock.now()), self._on_tick
+            )
+
+    def tick(self, now: float) -> None:
+        channels = list(self.channels.values())
+        mixer = self.mixer
+        # 1. What each leg hears, sent first: a tick's receiving work varies, so sending
+        # before it keeps every leg's packets 20 ms apart. The audio passed between legs
+        # is what arrived in the previous tick (one frame of latency).
+        for channel in channels:
+            out = self._output(channel)
+            if channel.stream is not None:
+                channel.stream.send(out, now)
+            collection = channel.collection
+            deadline = collection.deadline if collection is not None else None
+            if deadline is not None and now >= deadline:
+                self._end_collection(channel, "timeout")
+        # 2. What each leg said.
+        for channel in channels:
+            stream = channel.stream
+            if stream is None:
+                channel.input = None
+                continue
+            for press in stream.receive(now):
+                self._digit(channel, press.digit, "rfc4733")
+            frame = stream.frame(now)
+            channel.input = frame
+            if frame is not None and channel.inband is not None:
+                for tone in channel.inband.process(frame):
+                    self._digit(channel, tone.digit, "inband")
+            recording = channel.recording
+            if recording is not None and recording.started:
+                ended = recording.recorder.feed(frame if frame is not None else _SILENT_FRAME)
+                if ended is not None:
+                    self._finish_recording(channel, ended, "")
+            if channel.slot is not None and frame is not None:
+                mixer.input[channel.slot] = frame
+        # 3. Every conference of the node at once, heard in the next tick.
+        if self.slots:
+            for slot, talking in mixer.tick():
+                member = self.slots.get(slot)
+                if member is not None:
+                    self.emit(
+                        member.leg,
+                        "talking",
+                        {"conference": member.conference, "talking": talking},
+                    )
+
+    def _output(self, channel: Channel) -> NDArray[np.int16] | None:
+        while channel.prompts:
+            prompt = channel.prompts[0]
+            frame = prompt.read()
+            if frame is not None:
+                return frame
+            channel.prompts.popleft()
+            if prompt.on_done is not None:
+                prompt.on_done(None)
+        if channel.music is not None:
+            return channel.music.read()
+        peer = channel.peer
+        if peer is not None:
+            return None if peer.music is not None or peer.muted else peer.input
+        if channel.slot is not None:
+            return self.mixer.output[channel.slot]
+        return None
+
+
+class _Limited:
+    def __init__(self, source: Source, frames: int) -> None:
+        self.source = source
+        self.frames = frames
+
+    def read(self) -> NDArray[np.int16] | None:
+        if self.frames <= 0:
+            return None
+        self.frames -= 1
+        return self.source.read()
+
+
+def _dtmf_tone(digit: str, ms: int = 100) -> NDArray[np.int16]:
+    low, high = DTMF_FREQUENCIES[digit]
+    t = np.arange(8 * ms) / 8000
+    amplitude = 0.2 * 32767  # about -17 dBm0 per tone
+    wave = amplitude * (np.sin(2 * math.pi * low * t) + np.sin(2 * math.pi * high * t))
+    return wave.astype(np.int16)
+
+
+def fetch_url(url: str) -> bytes:
+    """Fetch a prompt's audio over HTTP(S) with a timeout and a size limit."""
+    if not url.startswith(("http://", "https://")):
+        raise AudioError(f"only http and https URLs can be played, not {url!r}")
+    request = urllib.request.Request(url, headers={"User-Agent": "voice-media"})
+    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
+        data = response.read(FETCH_LIMIT + 1)
+        content_type = response.headers.get("Content-Type", "")
+    if len(data) > FETCH_LIMIT:
+        raise AudioError(f"{url} is larger than {FETCH_LIMIT} bytes")
+    del content_type
+    return data
