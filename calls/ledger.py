@@ -75,7 +75,8 @@ def apply_pending(
     call_sid: str,
     apply: Callable[[CallWork, dict[str, Any]], None],
 ) -> CallWork:
-    """Apply, under the call's lock, every stored event that is next in line."""
+    """Apply, under the call's lock, every stored event that is next in line, then the
+    signals other calls left for it (their `type` starts with "signal.")."""
     with db.transaction() as conn:
         work = CallWork(conn, call_sid, store_calls.lock_call(conn, call_sid))
         after = work.call.last_event_seq if work.call else 0
@@ -87,6 +88,9 @@ def apply_pending(
             if work.call is not None:
                 work.call.last_event_seq = event["seq"]
         if work.call is not None:
+            for signal_id, signal in store_calls.pending_signals(conn, call_sid):
+                apply(work, signal)
+                store_calls.mark_signal_applied(conn, signal_id)
             store_calls.save_call(conn, work.call)
     return work
 

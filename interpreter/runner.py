@@ -23,6 +23,8 @@ from interpreter.script import (
     Answered,
     CallInfo,
     Collected,
+    DialAnswered,
+    DialEnded,
     Fetch,
     Fetched,
     HungUp,
@@ -33,7 +35,7 @@ from interpreter.script import (
     Start,
 )
 from interpreter.webhook import ReplyKind, WebhookClient
-from store import accounts, bins, numbers
+from store import accounts, bins, extensions, numbers
 from store import calls as store_calls
 from store.calls import CallRow
 from store.database import Database
@@ -51,6 +53,27 @@ def _timestamp(at: float) -> datetime:
 def _log_event(work: CallWork, event: dict[str, Any]) -> None:
     fields = {k: v for k, v in event.items() if k not in ("v", "call", "type", "seq", "at")}
     work.log("event", event=event["type"], event_seq=event["seq"], node_at=event["at"], **fields)
+
+
+BUILTIN_OUTBOUND = "builtin:outbound"
+
+# A Dial leg's last `hangup` cause, before it was answered, as Twilio's DialCallStatus.
+_UNANSWERED_STATUS = {
+    "busy": "busy",
+    "rejected": "busy",
+    "no-answer": "no-answer",
+    "canceled": "canceled",
+    "local": "canceled",
+    "shutdown": "failed",
+    "failed": "failed",
+    "remote": "failed",
+}
+
+
+def _escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
 
 
 def _call_row(call: CallInfo, *, node: str, at: float, status: str) -> CallRow:
@@ -139,12 +162,22 @@ class ScriptRunner:
             return
         if work.call is None:
             return
+        if event["type"].startswith("signal."):
+            self._signal(work, event)
+            return
+        dial_child = work.call.script.get("dial_child")
+        if dial_child is not None:
+            self._child_event(work, event, dial_child)
+            return
         _log_event(work, event)
         step_event = self._step_event(work, event)
         if step_event is not None:
             self._step(work, step_event)
 
     def _incoming(self, work: CallWork, event: dict[str, Any]) -> None:
+        if event.get("origin") == "extension":
+            self._outgoing(work, event)
+            return
         number = self._route(work, event["to"])
         if number is None:
             log.warning("call %s to unknown number %r refused", event["call"], event["to"])
@@ -167,6 +200,124 @@ class ScriptRunner:
         work.create(row)
         _log_event(work, event)
         self._step(work, Start(at=event["at"]), script.new_state(call))
+
+    def _outgoing(self, work: CallWork, event: dict[str, Any]) -> None:
+        """An employee's phone places a call: the account's outbound script runs it
+        (by default, dial what was dialled: an extension, or a number by the trunk)."""
+        call = CallInfo(
+            sid=event["call"],
+            account_sid=event["account"],
+            from_number=event["extension"],
+            to_number=event["to"],
+            voice_url=BUILTIN_OUTBOUND,
+        )
+        work.create(_call_row(call, node=event["node"], at=event["at"], status="ringing"))
+        _log_event(work, event)
+        self._step(work, Start(at=event["at"]), script.new_state(call))
+
+    # ------------------------------------------------------------------ <Dial> legs
+
+    def _signal(self, work: CallWork, signal: dict[str, Any]) -> None:
+        work.log(
+            "signal", **{k: v for k, v in signal.items() if k != "type"}, signal=signal["type"]
+        )
+        match signal["type"]:
+            case "signal.dial_answered":
+                self._step(
+                    work, DialAnswered(ref=signal["ref"], child=signal["child"], at=signal["at"])
+                )
+            case "signal.dial_ended":
+                self._step(
+                    work,
+                    DialEnded(
+                        ref=signal["ref"],
+                        child=signal["child"],
+                        status=signal["status"],
+                        duration=signal["duration"],
+                        at=signal["at"],
+                    ),
+                )
+
+    def _child_event(self, work: CallWork, event: dict[str, Any], dial: dict[str, Any]) -> None:
+        """An event of a leg placed by <Dial>: its own status, and a signal to its parent."""
+        call = work.call
+        assert call is not None
+        _log_event(work, event)
+        at = event["at"]
+        parent = dial["parent"]
+        match event["type"]:
+            case "ringing" if call.status == "queued":
+                call.status = "ringing"
+            case "answered" if call.ended_at is None:
+                call.status = "in-progress"
+                call.answered_at = _timestamp(at)
+                signal = {"type": "signal.dial_answered", "ref": dial["ref"], "child": call.sid}
+                self._tell(work, parent, {**signal, "at": at})
+            case "hangup" if call.ended_at is None:
+                if call.answered_at is not None:
+                    status = "completed"
+                    duration = max(0, round(at - call.answered_at.timestamp()))
+                else:
+                    status = _UNANSWERED_STATUS.get(event["cause"], "failed")
+                    duration = 0
+                call.status = status
+                call.ended_at = _timestamp(at)
+                call.end_reason = event["cause"]
+                signal = {
+                    "type": "signal.dial_ended",
+                    "ref": dial["ref"],
+                    "child": call.sid,
+                    "status": status,
+                    "duration": duration,
+                }
+                self._tell(work, parent, {**signal, "at": at})
+
+    def _tell(self, work: CallWork, call_sid: str, signal: dict[str, Any]) -> None:
+        store_calls.add_signal(work.conn, call_sid, signal)
+        work.after_commit.append(lambda: self.drive(call_sid))
+
+    def _originate(self, work: CallWork, action: script.Originate) -> None:
+        parent = work.call
+        assert parent is not None
+        target = dict(action.target)
+        name = target.get("number") or target.get("client")
+        if name is not None:
+            extension = extensions.get_extension(work.conn, parent.account_sid, name)
+            if extension is not None or "client" in target:
+                target = {"extension": name, "account": parent.account_sid}
+        to = target.get("extension") or target.get("number") or target.get("uri") or ""
+        child = CallInfo(
+            sid=action.child,
+            account_sid=parent.account_sid,
+            from_number=action.caller_id,
+            to_number=to,
+            direction="outbound-dial",
+            parent_call_sid=parent.sid,
+        )
+        row = _call_row(child, node=parent.media_node, at=self.clock(), status="queued")
+        row.script = {"dial_child": {"parent": parent.sid, "ref": action.ref}}
+        row.next_command_seq = 2
+        store_calls.insert_call(work.conn, row)
+        command = {
+            "v": 1,
+            "call": child.sid,
+            "seq": 1,
+            "type": "originate",
+            "target": target,
+            "from": {"user": action.caller_id},
+            "timeout": action.timeout,
+        }
+        store_calls.queue_media_command(work.conn, child.sid, 1, parent.media_node, command)
+        work.log("dial_leg", child=child.sid, target=target, timeout=action.timeout)
+        work.after_commit.append(lambda: self.media.flush(child.sid))
+
+    def _hangup_call(self, call_sid: str) -> None:
+        def change(work: CallWork) -> None:
+            if work.call is not None and work.call.ended_at is None:
+                work.send({"type": "hangup"})
+
+        work, _ = ledger.update(self.db, call_sid, change)
+        self._after(work)
 
     @staticmethod
     def _route(work: CallWork, to: str) -> numbers.PhoneNumber | None:
@@ -249,6 +400,11 @@ class ScriptRunner:
                     )
                 case script.Note(kind=kind, data=data):
                     work.log(kind, **data)
+                case script.Originate():
+                    self._originate(work, action)
+                case script.HangupCall(sid=sid):
+                    work.log("hangup_call", call=sid)
+                    work.after_commit.append(lambda sid=sid: self._hangup_call(sid))
         call.script = {"state": state.to_json()}
         call.status = state.status
         call.answered_at = _timestamp(state.answered_at) if state.answered_at else None
@@ -256,6 +412,8 @@ class ScriptRunner:
         call.end_reason = state.end_reason
 
     def _perform_fetch(self, work: CallWork) -> bool:
+        if "state" not in work.call.script:
+            return False  # a leg placed by <Dial>: no script of its own
         state = ScriptState.from_json(work.call.script["state"])
         waiting = state.waiting
         if waiting is None or waiting.kind != "fetch":
@@ -263,8 +421,39 @@ class ScriptRunner:
         self._step(work, self._fetch_document(work, waiting.fetch), state)
         return True
 
+    def _builtin_outbound(self, work: CallWork, fetch: Fetch) -> Fetched:
+        """The default outbound script of an employee's call: dial the dialled extension
+        as the extension, or the dialled number through the trunk with the account's
+        first number as caller id."""
+        call = work.call
+        assert call is not None
+        caller = call.from_number
+        if extensions.get_extension(work.conn, call.account_sid, call.to_number) is None:
+            row = work.conn.execute(
+                "SELECT number FROM phone_numbers WHERE account_sid = %s"
+                " ORDER BY created_at LIMIT 1",
+                (call.account_sid,),
+            ).fetchone()
+            caller = row["number"] if row else caller
+        body = (
+            f'<Response><Dial callerId="{_escape(caller)}" answerOnBridge="true">'
+            f"<Number>{_escape(call.to_number)}</Number></Dial></Response>"
+        )
+        work.log("webhook_reply", url=fetch.url, status=200, source="builtin")
+        return Fetched(
+            fetch_id=fetch.id,
+            ok=True,
+            url=fetch.url,
+            status=200,
+            content_type="text/xml",
+            body=body,
+            at=self.clock(),
+        )
+
     def _fetch_document(self, work: CallWork, fetch: Fetch) -> Fetched:
         account_sid = work.call.account_sid
+        if fetch.url == BUILTIN_OUTBOUND:
+            return self._builtin_outbound(work, fetch)
         bin_prefix = f"{self.public_url}/bins/"
         if fetch.url.startswith(bin_prefix):
             # Our own script bins are read from the database, not over HTTP.

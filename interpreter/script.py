@@ -10,6 +10,7 @@ round-trips through JSON, so a script survives any worker restart.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from email.utils import formatdate
 from functools import lru_cache
@@ -19,6 +20,8 @@ from urllib.parse import urljoin
 from interpreter.twiml import parser
 from interpreter.twiml.errors import TwimlError
 from interpreter.twiml.verbs import (
+    Client,
+    Conference,
     Dial,
     Gather,
     Hangup,
@@ -29,6 +32,7 @@ from interpreter.twiml.verbs import (
     Reject,
     Response,
     Say,
+    Sip,
 )
 
 API_VERSION = "2010-04-01"
@@ -103,7 +107,7 @@ class Fetch:
 class Waiting:
     """What the script waits for: a fetch result, or the end of a media command."""
 
-    kind: Literal["fetch", "media", "hangup"]
+    kind: Literal["fetch", "media", "hangup", "dial"]
     fetch: Fetch | None = None
     ref: str | None = None
     verb: str | None = None
@@ -128,6 +132,9 @@ class ScriptState:
     on_fallback: bool = False
     fetch_chain: int = 0
     callbacks_sent: int = 0
+    # The <Dial> in progress: {"ref", "pending": [sids], "answered": sid | None,
+    # "answered_at", "failures": [statuses], "ringback": ref | None}.
+    dial: dict[str, Any] | None = None
 
     @property
     def ended(self) -> bool:
@@ -215,7 +222,37 @@ class HungUp:
     at: float
 
 
-Event = Start | Fetched | Answered | PromptDone | Collected | RecordDone | HungUp
+@dataclass(frozen=True, slots=True)
+class DialAnswered:
+    """A leg placed by <Dial> answered."""
+
+    ref: str
+    child: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DialEnded:
+    """A leg placed by <Dial> ended; `status` is its final CallStatus."""
+
+    ref: str
+    child: str
+    status: str
+    duration: int
+    at: float
+
+
+Event = (
+    Start
+    | Fetched
+    | Answered
+    | PromptDone
+    | Collected
+    | RecordDone
+    | HungUp
+    | DialAnswered
+    | DialEnded
+)
 
 
 # -------------------------------------------------------------------------- actions
@@ -248,7 +285,30 @@ class Note:
     type: str = "note"
 
 
-Action = Command | Fetch | Notify | Note
+@dataclass(frozen=True, slots=True)
+class Originate:
+    """Action: place a new leg for <Dial> (the shell makes its call row and sends the
+    originate command on it). `target` is {"number": N} | {"client": name} |
+    {"uri": U}; the shell turns a number or client of the account's extensions into
+    the extension."""
+
+    child: str
+    ref: str
+    target: dict[str, str]
+    caller_id: str
+    timeout: int
+    type: str = "originate"
+
+
+@dataclass(frozen=True, slots=True)
+class HangupCall:
+    """Action: end another call of this script's (a <Dial> leg)."""
+
+    sid: str
+    type: str = "hangup_call"
+
+
+Action = Command | Fetch | Notify | Note | Originate | HangupCall
 
 
 @dataclass
@@ -301,6 +361,10 @@ def step(state: ScriptState, event: Event) -> tuple[ScriptState, list[Action]]:
             _recorded(work, event)
         case HungUp():
             _hung_up(work, event)
+        case DialAnswered():
+            _dial_answered(work, event)
+        case DialEnded():
+            _dial_ended(work, event)
     return work.state, work.actions
 
 
@@ -497,11 +561,7 @@ def _execute(work: _Step, verb: Any) -> None:
             _answer(work)
             _hangup(work, "hangup-verb")
         case Dial():
-            work.note(
-                "error",
-                code=ERROR_UNSUPPORTED,
-                message=f"line {verb.line}: <Dial> is not run by this platform yet; skipped",
-            )
+            _dial(work, verb)
 
 
 def _wait(work: _Step, waiting: Waiting) -> None:
@@ -596,8 +656,137 @@ def _recorded(work: _Step, event: RecordDone) -> None:
     )
 
 
+def child_sid(parent: str, ref: str, index: int) -> str:
+    """The sid of a <Dial> leg: derived, so that a replayed step makes the same one."""
+    return "CA" + hashlib.md5(f"{parent}/{ref}/{index}".encode()).hexdigest()
+
+
+def _dial(work: _Step, dial: Dial) -> None:
+    targets: list[dict[str, str]] = []
+    for noun in dial.nouns:
+        match noun:
+            case Client():
+                targets.append({"client": noun.identity})
+            case Sip():
+                targets.append({"uri": noun.uri})
+            case Conference():
+                work.note(
+                    "error",
+                    code=ERROR_UNSUPPORTED,
+                    message=f"line {noun.line}: <Conference> is not run by this platform yet",
+                )
+            case _:
+                targets.append({"number": noun.number})
+    if not targets:
+        work.note("error", code=ERROR_UNSUPPORTED, message=f"line {dial.line}: nothing to dial")
+        return
+    if not dial.answer_on_bridge:
+        _answer(work)
+    ref = work.ref()
+    call = work.state.call
+    caller_id = dial.caller_id or (
+        call.to_number if call.direction == "inbound" else call.from_number
+    )
+    pending = []
+    for index, target in enumerate(targets):
+        child = child_sid(call.sid, ref, index)
+        pending.append(child)
+        work.actions.append(Originate(child, ref, target, caller_id, dial.timeout))
+    ringback = None
+    if work.state.answered:
+        ringback = f"{ref}-ringback"
+        work.command("tone", ref=ringback, name="ringback")
+    work.set(
+        dial={
+            "ref": ref,
+            "pending": pending,
+            "answered": None,
+            "answered_at": None,
+            "failures": [],
+            "ringback": ringback,
+            "answer_on_bridge": dial.answer_on_bridge,
+        }
+    )
+    _wait(
+        work,
+        Waiting(
+            kind="dial",
+            ref=ref,
+            verb="Dial",
+            # Without an action Twilio goes on with the next verb (unlike <Gather>).
+            action=_resolve(work, dial.action) if dial.action else None,
+            method=dial.method,
+        ),
+    )
+
+
+def _dial_answered(work: _Step, event: DialAnswered) -> None:
+    dial = work.state.dial
+    if dial is None or dial["ref"] != event.ref or work.state.ended:
+        work.actions.append(HangupCall(event.child))  # too late: nobody waits for it
+        return
+    if dial["answered"] is not None:
+        if event.child != dial["answered"]:
+            work.actions.append(HangupCall(event.child))  # first answer wins
+        return
+    dial = {**dial, "answered": event.child, "answered_at": event.at}
+    work.set(dial=dial)
+    if dial["ringback"]:
+        work.command("stop", ref=dial["ringback"])
+    _answer(work)
+    work.command("bridge", peer=event.child)
+    work.note("dial", answered=event.child)
+    for other in dial["pending"]:
+        if other != event.child:
+            work.actions.append(HangupCall(other))
+
+
+_DIAL_FAILURE_ORDER = ("busy", "no-answer", "failed", "canceled")
+
+
+def _dial_ended(work: _Step, event: DialEnded) -> None:
+    dial = work.state.dial
+    if dial is None or dial["ref"] != event.ref or event.child not in dial["pending"]:
+        return
+    pending = [sid for sid in dial["pending"] if sid != event.child]
+    if event.child == dial["answered"]:
+        work.set(dial={**dial, "pending": pending})
+        _dial_done(work, "completed", event.child, event.duration)
+        return
+    failures = [*dial["failures"], event.status]
+    work.set(dial={**dial, "pending": pending, "failures": failures})
+    if not pending and dial["answered"] is None:
+        status = next((s for s in _DIAL_FAILURE_ORDER if s in failures), "failed")
+        _dial_done(work, status, event.child, 0)
+
+
+def _dial_done(work: _Step, status: str, child: str, seconds: int) -> None:
+    dial = work.state.dial
+    waiting = work.state.waiting
+    assert dial is not None
+    if dial["ringback"] and dial["answered"] is None:
+        work.command("stop", ref=dial["ringback"])
+    work.set(dial=None, waiting=None)
+    work.note("dial", status=status, child=child, duration=seconds)
+    if work.state.ended:
+        return
+    if waiting is not None and waiting.kind == "dial" and waiting.action:
+        extra = {"DialCallStatus": status, "DialCallSid": child}
+        if status == "completed":
+            extra["DialCallDuration"] = str(seconds)
+        _fetch(work, waiting.action, waiting.method, extra, "action")
+        return
+    _run(work)
+
+
 def _hung_up(work: _Step, event: HungUp) -> None:
     state = work.state
+    if state.dial is not None:
+        for sid in dict.fromkeys([*state.dial["pending"], state.dial["answered"]]):
+            if sid:
+                work.actions.append(HangupCall(sid))
+        work.set(dial=None)
+        state = work.state
     if state.ended:
         return
     if state.answered_at is not None:

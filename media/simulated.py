@@ -28,6 +28,9 @@ SECONDS_PER_CHARACTER = 0.075
 PLAY_SECONDS = 1.0
 DIGIT_SECONDS = 0.2
 RECORDING_SECONDS = 1.0
+# A leg the script dials answers at once and hangs up after this long; a number ending
+# in 486 is busy, one ending in 408 does not answer.
+DIALLED_SECONDS = 5.0
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -94,6 +97,9 @@ class SimulatedNode:
 
     def _execute(self, command: dict[str, Any]) -> None:
         call = self.calls.get(command["call"])
+        if call is None and command["type"] == "originate" and command["seq"] == 1:
+            self._originate(command)
+            return
         if call is None:
             return
         seq = command["seq"]
@@ -145,6 +151,31 @@ class SimulatedNode:
                 self._collect(call, command)
             case "record":
                 self._record(call, command)
+
+    def _originate(self, command: dict[str, Any]) -> None:
+        target = command["target"]
+        dialled = str(target.get("number") or target.get("extension") or target.get("uri"))
+        call = SimulatedCall(
+            command["call"], str(command.get("from", {}).get("user", "")), dialled, []
+        )
+        call.last_command_seq = 1
+        call.commands.append(command)
+        self.calls[call.sid] = call
+        self._event(call, "ringing")
+        if dialled.endswith("486"):
+            call.ended = True
+            self._event(call, "hangup", cause="busy", sip_code=486)
+            return
+        if dialled.endswith("408"):
+            self._advance(float(command.get("timeout") or 30))
+            call.ended = True
+            self._event(call, "hangup", cause="no-answer", sip_code=408)
+            return
+        call.answered = True
+        self._event(call, "answered")
+        self._advance(DIALLED_SECONDS)
+        call.ended = True
+        self._event(call, "hangup", cause="remote")
 
     def _collect(self, call: SimulatedCall, command: dict[str, Any]) -> None:
         for prompt in command["prompts"]:

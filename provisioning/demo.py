@@ -22,8 +22,9 @@ DEMO_EXTENSIONS = ("101", "102", "103")
 
 WELCOME = """<?xml version="1.0" encoding="UTF-8"?>
 <Response>
+  <Dial timeout="20">101</Dial>
   <Gather numDigits="1" action="{menu_url}" timeout="5">
-    <Say>Welcome to the voice platform demo. Press 1 to leave a message.</Say>
+    <Say>Nobody is available right now. Press 1 to leave a message.</Say>
   </Gather>
   <Say>We did not hear from you. Goodbye.</Say>
 </Response>

@@ -194,3 +194,23 @@ def recent_calls(conn: psycopg.Connection, account_sid: str, limit: int = 50) ->
         (account_sid, limit),
     ).fetchall()
     return [CallRow(**row) for row in rows]
+
+
+def add_signal(conn: psycopg.Connection, call_sid: str, payload: dict[str, Any]) -> None:
+    """Leave a signal for another call (applied under that call's lock)."""
+    conn.execute(
+        "INSERT INTO call_signals (call_sid, payload) VALUES (%s, %s)", (call_sid, Jsonb(payload))
+    )
+
+
+def pending_signals(conn: psycopg.Connection, call_sid: str) -> list[tuple[int, dict]]:
+    rows = conn.execute(
+        """SELECT id, payload FROM call_signals
+           WHERE call_sid = %s AND applied_at IS NULL ORDER BY id""",
+        (call_sid,),
+    ).fetchall()
+    return [(row["id"], row["payload"]) for row in rows]
+
+
+def mark_signal_applied(conn: psycopg.Connection, signal_id: int) -> None:
+    conn.execute("UPDATE call_signals SET applied_at = now() WHERE id = %s", (signal_id,))

@@ -259,3 +259,87 @@ def test_a_repeated_event_changes_nothing(simulator, db, number) -> None:
         ).fetchone()["payload"]
     simulator.runner.handle(first)
     assert (commands_of(db, sid), log_of(db, sid)) == before
+
+
+@responses.activate
+def test_dial_rings_a_leg_bridges_it_and_reports_to_the_action(
+    simulator, db, account, number
+) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Dial action='/dialled' callerId='+15550999'>"
+        "+14155550100</Dial></Response>",
+        content_type="text/xml",
+    )
+    responses.post(
+        f"{CUSTOMER}/dialled", body="<Response><Hangup/></Response>", content_type="text/xml"
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+
+    parent = call_row(db, sid)
+    with db.transaction() as conn:
+        [child] = [
+            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
+        ]
+    assert (child.direction, child.to_number, child.from_number) == (
+        "outbound-dial",
+        "+14155550100",
+        "+15550999",
+    )
+    assert child.status == "completed" and child.answered_at is not None
+    assert [c["type"] for c in commands_of(db, sid)] == [
+        "answer",
+        "tone",
+        "stop",
+        "bridge",
+        "hangup",
+    ]
+    assert commands_of(db, sid)[3]["peer"] == child.sid
+    [originate] = commands_of(db, child.sid)
+    assert originate["target"] == {"number": "+14155550100"}
+    dialled = form(responses.calls[1])
+    assert (dialled["DialCallStatus"], dialled["DialCallSid"]) == ("completed", child.sid)
+    assert dialled["DialCallDuration"] == "5"
+    assert parent.status == "completed"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("dialled", "status"), [("+14155550486", "busy"), ("+14155550408", "no-answer")]
+)
+def test_dial_failures_reach_the_action(simulator, db, account, number, dialled, status) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body=f"<Response><Dial action='/dialled'>{dialled}</Dial></Response>",
+        content_type="text/xml",
+    )
+    responses.post(
+        f"{CUSTOMER}/dialled", body="<Response><Say>Sorry</Say></Response>", content_type="text/xml"
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    simulator.incoming("+15550111", number)
+    dialled_form = form(responses.calls[1])
+    assert dialled_form["DialCallStatus"] == status
+    assert "DialCallDuration" not in dialled_form
+
+
+@responses.activate
+def test_dial_of_an_extension_targets_the_extension(simulator, db, account, number) -> None:
+    from provisioning.extensions import set_extension
+    from store import extensions
+
+    with db.transaction() as conn:
+        extensions.set_sip_domain(conn, account.sid, f"acct-{uuid.uuid4().hex[:8]}.test")
+        set_extension(conn, account.sid, "101", "a-long-password")
+    responses.post(
+        f"{CUSTOMER}/voice", body="<Response><Dial>101</Dial></Response>", content_type="text/xml"
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    with db.transaction() as conn:
+        [child] = [
+            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
+        ]
+    [originate] = commands_of(db, child.sid)
+    assert originate["target"] == {"extension": "101", "account": account.sid}

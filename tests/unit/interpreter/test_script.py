@@ -377,9 +377,123 @@ def test_play_digits_sends_dtmf() -> None:
     assert commands(actions)[1]["digits"] == "ww12#"
 
 
-def test_dial_is_reported_and_skipped_until_it_is_run() -> None:
+def originates(actions: list) -> list[script.Originate]:
+    return [a for a in actions if isinstance(a, script.Originate)]
+
+
+def hangups(actions: list) -> list[str]:
+    return [a.sid for a in actions if isinstance(a, script.HangupCall)]
+
+
+DIAL_TWO = (
+    '<Response><Dial action="/after" timeout="20" callerId="+15550999">'
+    "<Number>+15550123</Number><Client>102</Client></Dial><Say>x</Say></Response>"
+)
+
+
+def test_dial_rings_every_noun_with_ringback_to_the_caller() -> None:
     call = Call()
-    actions = call.reply(call.start(), "<Response><Dial>+15550123</Dial><Say>x</Say></Response>")
+    actions = call.reply(call.start(), DIAL_TWO)
+    legs = originates(actions)
+    assert [leg.target for leg in legs] == [{"number": "+15550123"}, {"client": "102"}]
+    assert {leg.caller_id for leg in legs} == {"+15550999"}
+    assert {leg.timeout for leg in legs} == {20}
+    assert len({leg.child for leg in legs}) == 2
+    assert [c["type"] for c in commands(actions)] == ["answer", "tone"]
+    assert commands(actions)[1]["name"] == "ringback"
+    # A replayed step makes the same legs.
+    again = Call()
+    assert [leg.child for leg in originates(again.reply(again.start(), DIAL_TWO))] == [
+        leg.child for leg in legs
+    ]
+
+
+def test_dial_first_answer_wins_then_bridges_and_reports_to_the_action() -> None:
+    call = Call()
+    first, second = originates(call.reply(call.start(), DIAL_TWO))
+    actions = call.send(script.DialAnswered(ref=second.ref, child=second.child, at=1010.0))
+    assert [c["type"] for c in commands(actions)] == ["stop", "bridge"]
+    assert commands(actions)[1]["peer"] == second.child
+    assert hangups(actions) == [first.child]
+    late = call.send(script.DialAnswered(ref=first.ref, child=first.child, at=1011.0))
+    assert hangups(late) == [first.child]
+    call.send(
+        script.DialEnded(ref=first.ref, child=first.child, status="canceled", duration=0, at=1011.0)
+    )
+    actions = call.send(
+        script.DialEnded(
+            ref=second.ref, child=second.child, status="completed", duration=42, at=1052.0
+        )
+    )
+    (fetch,) = fetches(actions)
+    assert fetch.url == "https://customer.example/after"
+    assert (fetch.params["DialCallStatus"], fetch.params["DialCallSid"]) == (
+        "completed",
+        second.child,
+    )
+    assert fetch.params["DialCallDuration"] == "42"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        (["busy", "no-answer"], "busy"),
+        (["no-answer", "failed"], "no-answer"),
+        (["failed", "failed"], "failed"),
+    ],
+)
+def test_dial_nobody_answers_reports_the_best_failure(statuses: list[str], expected: str) -> None:
+    call = Call()
+    legs = originates(call.reply(call.start(), DIAL_TWO))
+    actions = []
+    for leg, status in zip(legs, statuses, strict=True):
+        actions = call.send(
+            script.DialEnded(ref=leg.ref, child=leg.child, status=status, duration=0, at=1.0)
+        )
+    (fetch,) = fetches(actions)
+    assert fetch.params["DialCallStatus"] == expected
+    assert "DialCallDuration" not in fetch.params
+    assert commands(actions)[0] == {"type": "stop", "ref": f"{legs[0].ref}-ringback"}
+
+
+def test_dial_without_action_goes_on_with_the_next_verb() -> None:
+    call = Call()
+    (leg,) = originates(
+        call.reply(call.start(), "<Response><Dial>101</Dial><Say>after</Say></Response>")
+    )
+    call.send(script.DialAnswered(ref=leg.ref, child=leg.child, at=2.0))
+    actions = call.send(
+        script.DialEnded(ref=leg.ref, child=leg.child, status="completed", duration=5, at=7.0)
+    )
+    assert [c["type"] for c in commands(actions)] == ["say"]
+
+
+def test_answer_on_bridge_answers_the_caller_only_when_the_leg_answers() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(), '<Response><Dial answerOnBridge="true">101</Dial></Response>'
+    )
+    (leg,) = originates(actions)
+    assert commands(actions) == []  # still ringing: no answer, no ringback tone of ours
+    actions = call.send(script.DialAnswered(ref=leg.ref, child=leg.child, at=2.0))
+    assert [c["type"] for c in commands(actions)] == ["answer", "bridge"]
+
+
+def test_the_caller_hanging_up_ends_the_dialled_legs() -> None:
+    call = Call()
+    legs = originates(call.reply(call.start(), DIAL_TWO))
+    call.send(Answered(at=1.5))
+    call.send(script.DialAnswered(ref=legs[0].ref, child=legs[0].child, at=2.0))
+    actions = call.send(HungUp(cause="remote", at=3.0))
+    assert sorted(hangups(actions)) == sorted(leg.child for leg in legs)
+    assert call.state.status == "completed"
+
+
+def test_dial_of_a_conference_is_reported_until_it_is_run() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(), "<Response><Dial><Conference>room</Conference></Dial><Say>x</Say></Response>"
+    )
     assert notes(actions, "error")[0]["code"] == script.ERROR_UNSUPPORTED
     assert [c["type"] for c in commands(actions)] == ["answer", "say"]
 

@@ -1,0 +1,206 @@
+"""<Dial> through the whole platform (`manage.py worker` + `manage.py media`) with real
+phones: a subscriber calls a number whose script dials an employee's extension; an
+employee calls another by extension, and an external number through the trunk. Audio is
+proven by the tones each phone recorded.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provisioning.extensions import set_extension
+from store import bins, extensions, numbers
+from store import calls as store_calls
+from tests.conftest import AccountCredentials, Services
+from tests.interop.conftest import BaresipFactory, SippFactory
+from tests.interop.hosts import Platform
+from tests.interop.peers.baresip import Account, Baresip
+from tests.interop.peers.ports import PortAllocator
+from tests.interop.peers.sipp import Sipp, scenario
+from tests.interop.peers.tones import has_tone, read_wav
+
+pytestmark = pytest.mark.interop
+
+SUBSCRIBER_TONE, EMPLOYEE_TONE, COLLEAGUE_TONE = 440, 1000, 1400
+
+
+@dataclass
+class Office:
+    platform: Platform
+    trunk: Sipp
+    account: AccountCredentials
+    domain: str
+    number: str
+    passwords: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.platform.sip_port}"
+
+
+@pytest.fixture
+def office(
+    services: Services,
+    db,
+    account: AccountCredentials,
+    tmp_path: Path,
+    sipp: SippFactory,
+) -> Iterator[Office]:
+    domain = f"office-{uuid.uuid4().hex[:8]}.test"
+    number = "+1555" + str(uuid.uuid4().int)[:7]
+    passwords = {ext: f"secret-{ext}-{uuid.uuid4().hex[:6]}" for ext in ("101", "102")}
+    with db.transaction() as conn:
+        extensions.set_sip_domain(conn, account.sid, domain)
+        for ext, password in passwords.items():
+            set_extension(conn, account.sid, ext, password, display_name=f"Employee {ext}")
+        script = bins.save_bin(
+            conn, account.sid, "reception", '<Response><Dial timeout="15">101</Dial></Response>'
+        )
+        numbers.set_number(
+            conn,
+            account.sid,
+            number,
+            voice_url=f"{services.settings().public_url}/bins/{script.sid}",
+        )
+    trunk = sipp(scenario("uas_trunk"), auto_answer=True, rtp_echo=True).start()
+    with PortAllocator() as ports:
+        rtp = ports.block(64)
+        platform = Platform(
+            services,
+            tmp_path,
+            sip_port=ports.port(),
+            trunk_uri=f"sip:{trunk.address}",
+            rtp_ports=(rtp.first, rtp.last),
+        )
+        try:
+            yield Office(platform, trunk, account, domain, number, passwords)
+        finally:
+            platform.stop()
+
+
+def employee(factory: BaresipFactory, office: Office, ext: str, tone: int) -> Baresip:
+    phone = factory(
+        ext,
+        tone_hz=tone,
+        account=Account(
+            user=ext,
+            password=office.passwords[ext],
+            registrar=office.domain,
+            outbound_proxy=f"sip:{office.address}",
+            answermode="auto",
+        ),
+    )
+    assert phone.registered(timeout=10), phone.log[-2000:]
+    return phone
+
+
+def heard(phone: Baresip) -> tuple:
+    [recording] = phone.recordings()
+    samples, rate = read_wav(recording.dec)
+    return samples[int(0.5 * rate) :], rate
+
+
+def calls_of(db, account_sid: str) -> list:
+    with db.transaction() as conn:
+        return store_calls.recent_calls(conn, account_sid)
+
+
+def test_a_subscriber_reaches_the_employee_the_number_dials(
+    office: Office, baresip_factory: BaresipFactory, db
+) -> None:
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    subscriber = baresip_factory(
+        "subscriber",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="subscriber", answermode="manual"),
+    )
+
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(2.5)
+    subscriber.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
+
+    samples, rate = heard(subscriber)
+    assert has_tone(samples, rate, EMPLOYEE_TONE) and not has_tone(samples, rate, SUBSCRIBER_TONE)
+    samples, rate = heard(staff)
+    assert has_tone(samples, rate, SUBSCRIBER_TONE) and not has_tone(samples, rate, EMPLOYEE_TONE)
+    deadline = time.monotonic() + 10
+    while True:
+        rows = {row.direction: row for row in calls_of(db, office.account.sid)}
+        if (
+            all(row.ended_at for row in rows.values()) and len(rows) == 2
+        ) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    parent, child = rows["inbound"], rows["outbound-dial"]
+    assert (parent.status, child.status) == ("completed", "completed"), office.platform.tail()
+    assert child.parent_call_sid == parent.sid
+    assert child.to_number == "101"
+    assert child.answered_at is not None
+
+
+def test_an_employee_calls_a_colleague_by_extension(
+    office: Office, baresip_factory: BaresipFactory
+) -> None:
+    caller = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+
+    caller.dial(f"sip:102@{office.domain}")
+    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    caller.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(2.5)
+    colleague.hangup()
+    caller.wait_for("CALL_CLOSED", timeout=15)
+
+    samples, rate = heard(caller)
+    assert has_tone(samples, rate, COLLEAGUE_TONE), office.platform.tail()
+    samples, rate = heard(colleague)
+    assert has_tone(samples, rate, EMPLOYEE_TONE)
+    incoming = colleague.events("CALL_INCOMING") or colleague.events("CALL_ESTABLISHED")
+    assert incoming
+
+
+def test_an_employee_calls_out_through_the_trunk_with_the_accounts_number(
+    office: Office, baresip_factory: BaresipFactory
+) -> None:
+    caller = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+
+    caller.dial(f"sip:+14155550100@{office.domain}")
+    caller.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(2.0)
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED", timeout=15)
+
+    [invite] = office.trunk.received("INVITE")[:1]
+    assert invite.request_uri.startswith("sip:+14155550100@")
+    assert f"sip:{office.number}@" in (invite.header("From") or "")
+    samples, rate = heard(caller)
+    assert has_tone(samples, rate, EMPLOYEE_TONE), "the trunk's echo did not come back"
+
+
+def test_an_unregistered_extension_is_reported_to_the_script(
+    office: Office, baresip_factory: BaresipFactory, db
+) -> None:
+    subscriber = baresip_factory(
+        "subscriber",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="subscriber", answermode="manual"),
+    )
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    # Nobody registered as 101: the dial fails at once and the script ends the call.
+    subscriber.wait_for("CALL_CLOSED", timeout=20)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rows = {row.direction: row for row in calls_of(db, office.account.sid)}
+        if "outbound-dial" in rows and rows["outbound-dial"].ended_at:
+            break
+        time.sleep(0.2)
+    assert rows["outbound-dial"].status in ("failed", "no-answer"), office.platform.tail()
