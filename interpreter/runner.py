@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from calls import ledger
+from calls import ledger, transfer
 from calls.ledger import CallWork
 from calls.media_client import MediaClient
 from interpreter import script
@@ -165,10 +165,26 @@ class ScriptRunner:
         if event["type"].startswith("signal."):
             self._signal(work, event)
             return
+        if work.call.script.get("consult") is not None:
+            self._consult_event(work, event)
+            return
         dial_child = work.call.script.get("dial_child")
         if dial_child is not None:
             self._child_event(work, event, dial_child)
             return
+        if self._flow_event(work, event):
+            return
+        if event["type"] == "hangup":
+            if self._flow_takes_hangup(work, event):
+                return
+            # Whoever hangs up the call a script runs on ends every leg placed for it
+            # (its <Dial> legs, consultations and conference participants).
+            rows = work.conn.execute(
+                "SELECT sid FROM calls WHERE parent_call_sid = %s AND ended_at IS NULL",
+                (work.call.sid,),
+            ).fetchall()
+            for row in rows:
+                work.after_commit.append(lambda sid=row["sid"]: self._hangup_call(sid))
         _log_event(work, event)
         step_event = self._step_event(work, event)
         if step_event is not None:
@@ -222,10 +238,19 @@ class ScriptRunner:
             "signal", **{k: v for k, v in signal.items() if k != "type"}, signal=signal["type"]
         )
         match signal["type"]:
+            case "signal.consult_answered" | "signal.consult_ended" | "signal.take_control":
+                self._flow_signal(work, signal)
             case "signal.dial_answered":
                 self._step(
                     work, DialAnswered(ref=signal["ref"], child=signal["child"], at=signal["at"])
                 )
+                state = work.call.script.get("state", {})
+                dial = state.get("dial") or {}
+                is_employee = state.get("call", {}).get("voice_url") == BUILTIN_OUTBOUND
+                if is_employee and dial.get("answered") == signal["child"]:
+                    # An employee's own call was answered: its `#` starts the flow.
+                    flow = transfer.new_flow(work.call.sid, signal["child"], work.call.from_number)
+                    work.call.script = {**work.call.script, "transfer": flow}
             case "signal.dial_ended":
                 self._step(
                     work,
@@ -253,6 +278,14 @@ class ScriptRunner:
                 call.answered_at = _timestamp(at)
                 signal = {"type": "signal.dial_answered", "ref": dial["ref"], "child": call.sid}
                 self._tell(work, parent, {**signal, "at": at})
+                if dial.get("employee"):
+                    # An employee answered the subscriber: its `#` starts the transfer flow.
+                    flow = transfer.new_flow(call.sid, parent, dial.get("caller_id", ""))
+                    call.script = {**call.script, "transfer": flow}
+            case "dtmf" | "collected" if call.script.get("transfer"):
+                self._flow_event(work, event)
+            case "hangup" if call.ended_at is None and self._flow_takes_hangup(work, event):
+                pass  # the transfer flow goes on without this employee
             case "hangup" if call.ended_at is None:
                 if call.answered_at is not None:
                     status = "completed"
@@ -271,6 +304,184 @@ class ScriptRunner:
                     "duration": duration,
                 }
                 self._tell(work, parent, {**signal, "at": at})
+
+    # ---------------------------------------------------- conference by `#` (calls.transfer)
+
+    def _flow_event(self, work: CallWork, event: dict[str, Any]) -> bool:
+        """A digit or collected digits on the controlling employee's leg; True if the
+        transfer flow took it."""
+        call = work.call
+        flow = call.script.get("transfer") if call is not None else None
+        if flow is None:
+            return False
+        if event["type"] == "dtmf":
+            new, effects = transfer.digit(flow, event["digit"])
+        elif event["type"] == "collected" and str(event.get("ref", "")).startswith("transfer-"):
+            new, effects = transfer.collected(flow, event["ref"], event["digits"])
+        else:
+            return False
+        if event["type"] == "dtmf" and not effects:
+            return False  # not the flow's key: the script may be collecting it
+        _log_event(work, event)
+        self._apply_flow(work, new, effects)
+        return True
+
+    def _flow_takes_hangup(self, work: CallWork, event: dict[str, Any]) -> bool:
+        """The controlling employee hung up; True if the flow handles it (the subscriber's
+        script is not resumed while the transfer or conference goes on)."""
+        call = work.call
+        flow = call.script.get("transfer")
+        if flow is None or flow["state"] in ("bridged", "ended"):
+            return False
+        _log_event(work, event)
+        call.status = "completed"
+        call.ended_at = _timestamp(event["at"])
+        call.end_reason = event["cause"]
+        new, effects = transfer.employee_hung_up(flow)
+        if flow["state"] == "conference":
+            remaining = [m for m in flow["members"] if m != flow["held"]]
+            if remaining:
+                # Control passes to the earliest remaining participant.
+                heir = remaining[0]
+                handed = {**flow, "employee": heir, "members": [
+                    m for m in flow["members"] if m != heir
+                ]}  # fmt: skip
+                self._tell(work, heir, {"type": "signal.take_control", "flow": handed, "at": 0})
+            else:
+                effects = [*effects, transfer.EndCall(flow["held"])]
+        self._apply_flow(work, new, effects)
+        return True
+
+    def _apply_flow(self, work: CallWork, flow: dict[str, Any], effects: list) -> None:
+        call = work.call
+        call.script = {**call.script, "transfer": flow}
+        for effect in effects:
+            match effect:
+                case transfer.Note(kind=kind, data=data):
+                    work.log("transfer", step=kind, **data)
+                case transfer.Send(call=target, command=command) if target == call.sid:
+                    if call.ended_at is None:
+                        work.send(command)
+                case transfer.Send(call=target, command=command):
+                    work.after_commit.append(
+                        lambda target=target, command=command: self._send_to(target, command)
+                    )
+                case transfer.EndCall(call=target):
+                    work.after_commit.append(lambda target=target: self._hangup_call(target))
+                case transfer.Consult(child=child, dialled=dialled):
+                    self._consult(work, child, dialled, flow)
+
+    def _send_to(self, call_sid: str, command: dict[str, Any]) -> None:
+        def change(work: CallWork) -> None:
+            if work.call is not None and work.call.ended_at is None:
+                work.send(command)
+
+        work, _ = ledger.update(self.db, call_sid, change)
+        self._after(work)
+
+    def _consult(self, work: CallWork, child_sid: str, dialled: str, flow: dict[str, Any]) -> None:
+        employee = work.call
+        root = flow["held"]
+        target: dict[str, str]
+        if extensions.get_extension(work.conn, employee.account_sid, dialled) is not None:
+            target = {"extension": dialled, "account": employee.account_sid}
+            caller = (
+                employee.to_number
+                if employee.direction == "outbound-dial"
+                else (employee.from_number)
+            )
+        else:
+            target = {"number": dialled}
+            caller = self._account_number(work, employee.account_sid) or employee.from_number
+        row = _call_row(
+            CallInfo(
+                sid=child_sid,
+                account_sid=employee.account_sid,
+                from_number=caller,
+                to_number=dialled,
+                direction="outbound-dial",
+                parent_call_sid=root,
+            ),
+            node=employee.media_node,
+            at=self.clock(),
+            status="queued",
+        )
+        row.script = {"consult": {"employee": employee.sid, "extension": "extension" in target}}
+        row.next_command_seq = 2
+        if store_calls.get_call(work.conn, child_sid) is not None:
+            return  # a replayed step: placed already
+        store_calls.insert_call(work.conn, row)
+        command = {
+            "v": 1,
+            "call": child_sid,
+            "seq": 1,
+            "type": "originate",
+            "target": target,
+            "from": {"user": caller},
+            "timeout": 30,
+        }
+        store_calls.queue_media_command(work.conn, child_sid, 1, employee.media_node, command)
+        work.log("consult_leg", child=child_sid, target=target)
+        work.after_commit.append(lambda: self.media.flush(child_sid))
+
+    @staticmethod
+    def _account_number(work: CallWork, account_sid: str) -> str | None:
+        row = work.conn.execute(
+            "SELECT number FROM phone_numbers WHERE account_sid = %s ORDER BY created_at LIMIT 1",
+            (account_sid,),
+        ).fetchone()
+        return row["number"] if row else None
+
+    def _consult_event(self, work: CallWork, event: dict[str, Any]) -> None:
+        """An event of a consultation leg: its status, and a signal to the employee."""
+        call = work.call
+        consult = call.script["consult"]
+        _log_event(work, event)
+        at = event["at"]
+        match event["type"]:
+            case "ringing" if call.status == "queued":
+                call.status = "ringing"
+            case "answered" if call.ended_at is None:
+                call.status = "in-progress"
+                call.answered_at = _timestamp(at)
+                self._tell(
+                    work,
+                    consult["employee"],
+                    {"type": "signal.consult_answered", "call": call.sid, "at": at},
+                )
+            case "dtmf" | "collected" if call.script.get("transfer"):
+                self._flow_event(work, event)
+            case "hangup" if call.ended_at is None:
+                if call.script.get("transfer") and self._flow_takes_hangup(work, event):
+                    return
+                call.status = (
+                    "completed"
+                    if call.answered_at
+                    else _UNANSWERED_STATUS.get(event["cause"], "failed")
+                )
+                call.ended_at = _timestamp(at)
+                call.end_reason = event["cause"]
+                self._tell(
+                    work,
+                    consult["employee"],
+                    {"type": "signal.consult_ended", "call": call.sid, "at": at},
+                )
+
+    def _flow_signal(self, work: CallWork, signal: dict[str, Any]) -> None:
+        call = work.call
+        if signal["type"] == "signal.take_control":
+            if call.ended_at is None:
+                work.log("transfer", step="took_control")
+                call.script = {**call.script, "transfer": signal["flow"]}
+            return
+        flow = call.script.get("transfer")
+        if flow is None:
+            return
+        if signal["type"] == "signal.consult_answered":
+            new, effects = transfer.consult_answered(flow, signal["call"])
+        else:
+            new, effects = transfer.consult_ended(flow, signal["call"])
+        self._apply_flow(work, new, effects)
 
     def _tell(self, work: CallWork, call_sid: str, signal: dict[str, Any]) -> None:
         store_calls.add_signal(work.conn, call_sid, signal)
@@ -295,7 +506,14 @@ class ScriptRunner:
             parent_call_sid=parent.sid,
         )
         row = _call_row(child, node=parent.media_node, at=self.clock(), status="queued")
-        row.script = {"dial_child": {"parent": parent.sid, "ref": action.ref}}
+        row.script = {
+            "dial_child": {
+                "parent": parent.sid,
+                "ref": action.ref,
+                "employee": "extension" in target,
+                "caller_id": action.caller_id,
+            }
+        }
         row.next_command_seq = 2
         store_calls.insert_call(work.conn, row)
         command = {

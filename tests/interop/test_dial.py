@@ -23,7 +23,7 @@ from tests.interop.hosts import Platform
 from tests.interop.peers.baresip import Account, Baresip
 from tests.interop.peers.ports import PortAllocator
 from tests.interop.peers.sipp import Sipp, scenario
-from tests.interop.peers.tones import has_tone, read_wav
+from tests.interop.peers.tones import active_seconds, has_tone, read_wav, tone_levels
 
 pytestmark = pytest.mark.interop
 
@@ -204,3 +204,122 @@ def test_an_unregistered_extension_is_reported_to_the_script(
             break
         time.sleep(0.2)
     assert rows["outbound-dial"].status in ("failed", "no-answer"), office.platform.tail()
+
+
+def window(phone: Baresip, established: float, start: float, end: float) -> tuple:
+    [recording] = phone.recordings()
+    samples, rate = read_wav(recording.dec)
+    first, last = start - established + 0.4, end - established - 0.2
+    return samples[int(first * rate) : int(last * rate)], rate
+
+
+def test_hash_consults_a_colleague_then_merges_everyone_into_a_conference(
+    office: Office, baresip_factory: BaresipFactory, db
+) -> None:
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+    subscriber = baresip_factory(
+        "subscriber",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="subscriber", answermode="manual"),
+    )
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    established = {"subscriber": time.monotonic(), "staff": time.monotonic()}
+    time.sleep(1.5)
+
+    staff.send_digits("#102#")
+    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    established["colleague"] = consulting = time.monotonic()
+    time.sleep(3.0)
+    staff.send_digits("#")
+    time.sleep(1.0)
+    merged = time.monotonic()
+    time.sleep(3.0)
+    ended = time.monotonic()
+    subscriber.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
+    colleague.wait_for("CALL_CLOSED", timeout=15)
+
+    # While 101 consults 102: the subscriber hears music and not 101; 102 hears 101 only.
+    held, rate = window(subscriber, established["subscriber"], consulting, consulting + 2.5)
+    assert not has_tone(held, rate, EMPLOYEE_TONE), office.platform.tail()
+    assert not has_tone(held, rate, COLLEAGUE_TONE)
+    assert active_seconds(held, rate) >= 1.5, "the subscriber heard no music"
+    talk, rate = window(colleague, established["colleague"], consulting, consulting + 2.5)
+    assert has_tone(talk, rate, EMPLOYEE_TONE) and not has_tone(talk, rate, SUBSCRIBER_TONE)
+    # In the conference each hears the two others.
+    for phone, name, own in (
+        (subscriber, "subscriber", SUBSCRIBER_TONE),
+        (staff, "staff", EMPLOYEE_TONE),
+        (colleague, "colleague", COLLEAGUE_TONE),
+    ):
+        samples, rate = window(phone, established[name], merged, ended)
+        others = {SUBSCRIBER_TONE, EMPLOYEE_TONE, COLLEAGUE_TONE} - {own}
+        assert all(has_tone(samples, rate, tone) for tone in others), (name, office.platform.tail())
+        levels = tone_levels(samples, rate, [SUBSCRIBER_TONE, EMPLOYEE_TONE, COLLEAGUE_TONE])
+        # Its own tone comes back at most faintly (baresip leaks a little of what it
+        # plays into what it sends, some -45 dBFS): 30 dB under the others.
+        assert levels[own] < min(levels[t] for t in others) - 30, (name, levels)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rows = calls_of(db, office.account.sid)
+        if len(rows) == 3 and all(row.ended_at for row in rows):
+            break
+        time.sleep(0.2)
+    assert len(rows) == 3 and all(row.ended_at for row in rows), [
+        (r.direction, r.to_number, r.status) for r in rows
+    ]
+
+
+def three_phones(office: Office, factory: BaresipFactory) -> tuple[Baresip, Baresip, Baresip]:
+    staff = employee(factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(factory, office, "102", COLLEAGUE_TONE)
+    subscriber = factory(
+        "subscriber",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="subscriber", answermode="manual"),
+    )
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(1.0)
+    staff.send_digits("#102#")
+    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    return staff, colleague, subscriber
+
+
+def test_star_during_the_consultation_goes_back_to_the_subscriber(
+    office: Office, baresip_factory: BaresipFactory
+) -> None:
+    staff, colleague, subscriber = three_phones(office, baresip_factory)
+    time.sleep(1.0)
+    staff.send_digits("*")
+    colleague.wait_for("CALL_CLOSED", timeout=15)
+    time.sleep(3.0)
+    subscriber.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
+    [recording] = subscriber.recordings()
+    samples, rate = read_wav(recording.dec)
+    # The last seconds: the subscriber hears 101 again, and no music.
+    tail = samples[-int(2.0 * rate) :]
+    assert has_tone(tail, rate, EMPLOYEE_TONE), office.platform.tail()
+    assert not has_tone(tail, rate, COLLEAGUE_TONE)
+
+
+def test_the_employee_hanging_up_during_the_consultation_transfers_the_subscriber(
+    office: Office, baresip_factory: BaresipFactory
+) -> None:
+    staff, colleague, subscriber = three_phones(office, baresip_factory)
+    time.sleep(1.0)
+    staff.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
+    time.sleep(3.0)
+    subscriber.hangup()
+    colleague.wait_for("CALL_CLOSED", timeout=15)
+    for phone, other in ((subscriber, COLLEAGUE_TONE), (colleague, SUBSCRIBER_TONE)):
+        [recording] = phone.recordings()
+        samples, rate = read_wav(recording.dec)
+        tail = samples[-int(2.0 * rate) :]
+        assert has_tone(tail, rate, other), office.platform.tail()
