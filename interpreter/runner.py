@@ -35,7 +35,7 @@ from interpreter.script import (
     Start,
 )
 from interpreter.webhook import ReplyKind, WebhookClient
-from store import accounts, bins, extensions, numbers
+from store import accounts, bins, conferences, extensions, numbers
 from store import calls as store_calls
 from store.calls import CallRow
 from store.database import Database
@@ -165,6 +165,8 @@ class ScriptRunner:
         if event["type"].startswith("signal."):
             self._signal(work, event)
             return
+        if event["type"] == "hangup":
+            self._left_conferences(work)
         if work.call.script.get("consult") is not None:
             self._consult_event(work, event)
             return
@@ -240,6 +242,10 @@ class ScriptRunner:
         match signal["type"]:
             case "signal.consult_answered" | "signal.consult_ended" | "signal.take_control":
                 self._flow_signal(work, signal)
+                room = signal.get("flow", {}).get("conference")
+                running = room and conferences.get(work.conn, room)["ended_at"] is None
+                if signal["type"] == "signal.take_control" and running and not work.call.ended_at:
+                    conferences.set_controller(work.conn, room, work.call.sid)
             case "signal.dial_answered":
                 self._step(
                     work, DialAnswered(ref=signal["ref"], child=signal["child"], at=signal["at"])
@@ -338,10 +344,15 @@ class ScriptRunner:
         call.ended_at = _timestamp(event["at"])
         call.end_reason = event["cause"]
         new, effects = transfer.employee_hung_up(flow)
-        if flow["state"] == "conference":
-            remaining = [m for m in flow["members"] if m != flow["held"]]
+        room = conferences.get(work.conn, flow["conference"]) if flow["conference"] else None
+        if flow["state"] == "conference" and room is not None and room["ended_at"] is None:
+            # Control passes to the earliest-joined employee still in the conference.
+            remaining = [
+                p.call_sid
+                for p in conferences.participants(work.conn, flow["conference"])
+                if p.role == "employee" and p.left_at is None and p.call_sid != call.sid
+            ]
             if remaining:
-                # Control passes to the earliest remaining participant.
                 heir = remaining[0]
                 handed = {**flow, "employee": heir, "members": [
                     m for m in flow["members"] if m != heir
@@ -352,11 +363,65 @@ class ScriptRunner:
         self._apply_flow(work, new, effects)
         return True
 
+    def _left_conferences(self, work: CallWork) -> None:
+        """The call ended: it leaves its conferences; the subscriber leaving ends one, and
+        so does the last employee leaving (the other legs are hung up)."""
+        call = work.call
+        for sid in conferences.open_for_call(work.conn, call.sid):
+            room = conferences.get(work.conn, sid)
+            conferences.leave(work.conn, sid, call.sid)
+            members = [p for p in conferences.participants(work.conn, sid) if p.left_at is None]
+            if room["origin_call_sid"] == call.sid:
+                reason = "subscriber-hung-up"
+            elif not any(p.role == "employee" for p in members):
+                reason = "all-employees-left"
+            else:
+                continue
+            conferences.close(work.conn, sid, reason)
+            for member in members:
+                work.after_commit.append(lambda sid=member.call_sid: self._hangup_call(sid))
+
+    def _conference_note(self, work: CallWork, flow: dict[str, Any], data: dict[str, Any]) -> None:
+        call = work.call
+        name = data["conference"]
+        held = store_calls.get_call(work.conn, flow["held"])
+        # For an incoming call, the number the employee talks to is the subscriber's; for
+        # the employee's own call, the number it dialled.
+        held_number = (
+            (held.from_number if held.direction == "inbound" else held.to_number) if held else ""
+        )
+        created = conferences.open_conference(
+            work.conn,
+            name,
+            call.account_sid,
+            friendly_name=name,
+            origin_call_sid=flow["held"],
+            controller_call_sid=call.sid,
+            origin_number=held_number,
+        )
+        if created:
+            conferences.add_event(work.conn, name, "start", controller=call.sid)
+            conferences.join(work.conn, name, flow["held"], "subscriber", held_number)
+            own = call.to_number if call.direction == "outbound-dial" else call.from_number
+            conferences.join(work.conn, name, call.sid, "employee", own, controller=True)
+        added = store_calls.get_call(work.conn, data["added"])
+        extension = bool(added and added.script.get("consult", {}).get("extension"))
+        conferences.join(
+            work.conn,
+            name,
+            data["added"],
+            "employee" if extension else "external",
+            added.to_number if added else "",
+        )
+
     def _apply_flow(self, work: CallWork, flow: dict[str, Any], effects: list) -> None:
         call = work.call
         call.script = {**call.script, "transfer": flow}
         for effect in effects:
             match effect:
+                case transfer.Note(kind="conference", data=data):
+                    work.log("transfer", step="conference", **data)
+                    self._conference_note(work, flow, data)
                 case transfer.Note(kind=kind, data=data):
                     work.log("transfer", step=kind, **data)
                 case transfer.Send(call=target, command=command) if target == call.sid:

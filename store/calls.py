@@ -34,6 +34,10 @@ class CallRow:
     next_command_seq: int
     next_log_seq: int
     script: dict[str, Any]
+    # What each end is ('extension', 'number', 'sip', 'client'); None: not said, and
+    # billing infers it.
+    from_kind: str | None = None
+    to_kind: str | None = None
 
 
 _COLUMNS = tuple(CallRow.__dataclass_fields__)

@@ -12,6 +12,7 @@ PREFIXES = {
     "call": "CA",
     "recording": "RE",
     "conference": "CF",
+    "rate_deck": "RD",
 }
 
 _SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")

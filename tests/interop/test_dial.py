@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provisioning.extensions import set_extension
-from store import bins, extensions, numbers
+from store import bins, conferences, extensions, numbers
 from store import calls as store_calls
 from tests.conftest import AccountCredentials, Services
 from tests.interop.conftest import BaresipFactory, SippFactory
@@ -271,6 +271,21 @@ def test_hash_consults_a_colleague_then_merges_everyone_into_a_conference(
     assert len(rows) == 3 and all(row.ended_at for row in rows), [
         (r.direction, r.to_number, r.status) for r in rows
     ]
+    # The conference is in PostgreSQL: closed with its reason, every participant's role,
+    # join and leave time, and an ordered event per step.
+    with db.transaction() as conn:
+        [room] = conn.execute(
+            "SELECT * FROM conferences WHERE account_sid = %s", (office.account.sid,)
+        ).fetchall()
+        members = conferences.participants(conn, room["sid"])
+        steps = [e["kind"] for e in conferences.events(conn, room["sid"])]
+    by_call = {row.sid: row for row in rows}
+    assert (room["status"], room["end_reason"]) == ("completed", "subscriber-hung-up")
+    assert by_call[room["origin_call_sid"]].direction == "inbound"
+    assert sorted(m.role for m in members) == ["employee", "employee", "subscriber"]
+    assert all(m.left_at is not None and m.left_at >= m.joined_at for m in members)
+    assert [m.is_controller for m in members if m.call_sid == room["controller_call_sid"]] == [True]
+    assert steps[:4] == ["start", "join", "join", "join"] and steps[-1] == "end"
 
 
 def three_phones(office: Office, factory: BaresipFactory) -> tuple[Baresip, Baresip, Baresip]:
@@ -323,3 +338,28 @@ def test_the_employee_hanging_up_during_the_consultation_transfers_the_subscribe
         samples, rate = read_wav(recording.dec)
         tail = samples[-int(2.0 * rate) :]
         assert has_tone(tail, rate, other), office.platform.tail()
+
+
+def test_control_passes_on_and_the_last_employee_leaving_ends_the_call(
+    office: Office, baresip_factory: BaresipFactory, db
+) -> None:
+    staff, colleague, subscriber = three_phones(office, baresip_factory)
+    time.sleep(1.0)
+    staff.send_digits("#")  # conference of three
+    time.sleep(1.5)
+    staff.hangup()  # control passes to 102; the conference goes on
+    staff.wait_for("CALL_CLOSED", timeout=15)
+    time.sleep(2.0)
+    assert subscriber.events("CALL_CLOSED") == [], office.platform.tail()
+    [recording] = subscriber.recordings()
+    samples, rate = read_wav(recording.dec)
+    assert has_tone(samples[-int(1.5 * rate) :], rate, COLLEAGUE_TONE)
+    colleague.hangup()  # the last employee: the subscriber's call ends
+    subscriber.wait_for("CALL_CLOSED", timeout=15)
+    with db.transaction() as conn:
+        [room] = conn.execute(
+            "SELECT * FROM conferences WHERE account_sid = %s", (office.account.sid,)
+        ).fetchall()
+        steps = [e["kind"] for e in conferences.events(conn, room["sid"])]
+    assert room["end_reason"] == "all-employees-left"
+    assert "controller" in steps
