@@ -688,7 +688,7 @@ class ScriptRunner:
                 case script.HangupCall(sid=sid):
                     work.log("hangup_call", call=sid)
                     work.after_commit.append(lambda sid=sid: self._hangup_call(sid))
-        call.script = {"state": state.to_json()}
+        call.script = {**call.script, "state": state.to_json()}
         call.status = state.status
         call.answered_at = _timestamp(state.answered_at) if state.answered_at else None
         call.ended_at = _timestamp(state.ended_at) if state.ended_at else None

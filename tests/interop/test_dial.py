@@ -363,3 +363,65 @@ def test_control_passes_on_and_the_last_employee_leaving_ends_the_call(
         steps = [e["kind"] for e in conferences.events(conn, room["sid"])]
     assert room["end_reason"] == "all-employees-left"
     assert "controller" in steps
+
+
+def test_the_hash_flow_on_an_employees_outgoing_call(
+    services: Services,
+    db,
+    account: AccountCredentials,
+    tmp_path: Path,
+    baresip_factory: BaresipFactory,
+) -> None:
+    # The carrier is a phone answering as the number the employee dials (baresip takes
+    # only calls to its own user).
+    carrier = baresip_factory(
+        "carrier",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="+14155550100", answermode="auto"),
+    )
+    domain = f"office-{uuid.uuid4().hex[:8]}.test"
+    number = "+1555" + str(uuid.uuid4().int)[:7]
+    passwords = {ext: f"secret-{ext}-{uuid.uuid4().hex[:6]}" for ext in ("101", "102")}
+    with db.transaction() as conn:
+        extensions.set_sip_domain(conn, account.sid, domain)
+        for ext, password in passwords.items():
+            set_extension(conn, account.sid, ext, password)
+        numbers.set_number(conn, account.sid, number, voice_url="http://127.0.0.1:9/unused")
+    with PortAllocator() as ports:
+        rtp = ports.block(64)
+        platform = Platform(
+            services,
+            tmp_path,
+            sip_port=ports.port(),
+            trunk_uri=f"sip:{carrier.sip_address}",
+            rtp_ports=(rtp.first, rtp.last),
+        )
+        try:
+            office = Office(platform, None, account, domain, number, passwords)  # type: ignore[arg-type]
+            staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+            colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+            staff.dial(f"sip:+14155550100@{domain}")
+            carrier.wait_for("CALL_ESTABLISHED", timeout=20)
+            staff.wait_for("CALL_ESTABLISHED", timeout=20)
+            time.sleep(1.0)
+            staff.send_digits("#102#")
+            colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+            established = time.monotonic()
+            time.sleep(2.0)
+            staff.send_digits("#")
+            time.sleep(1.0)
+            merged = time.monotonic()
+            time.sleep(3.0)
+            ended = time.monotonic()
+            carrier.hangup()
+            staff.wait_for("CALL_CLOSED", timeout=15)
+            colleague.wait_for("CALL_CLOSED", timeout=15)
+        finally:
+            platform.stop()
+    samples, rate = window(colleague, established, merged, ended)
+    assert has_tone(samples, rate, SUBSCRIBER_TONE), platform.tail()
+    assert has_tone(samples, rate, EMPLOYEE_TONE)
+    [recording] = carrier.recordings()
+    heard_by_carrier, rate = read_wav(recording.dec)
+    tail = heard_by_carrier[-int(2.5 * rate) :]
+    assert has_tone(tail, rate, EMPLOYEE_TONE) and has_tone(tail, rate, COLLEAGUE_TONE)
