@@ -60,9 +60,13 @@ class Note:
 Effect = Send | Consult | EndCall | Note
 
 
-def new_flow(employee: str, held: str, caller_id: str) -> dict[str, Any]:
-    """The flow of `employee`, bridged with `held` (the subscriber)."""
+def new_flow(
+    employee: str, held: str, caller_id: str, keys: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """The flow of `employee`, bridged with `held` (the subscriber); `keys` says which key
+    transfers and which aborts (the in-call options; default # and *)."""
     return {
+        "keys": keys or {"transfer": TRANSFER_KEY, "abort": ABORT_KEY},
         "state": "bridged",
         "employee": employee,
         "held": held,  # the party bridged with the employee before any conference
@@ -109,7 +113,9 @@ def digit(flow: dict[str, Any], key: str) -> tuple[dict[str, Any], list[Effect]]
     """A key the employee pressed (outside a digit collection)."""
     employee = flow["employee"]
     state = flow["state"]
-    if key == TRANSFER_KEY and state in ("bridged", "conference"):
+    keys = flow.get("keys") or {"transfer": TRANSFER_KEY, "abort": ABORT_KEY}
+    transfer_key, abort_key = keys.get("transfer"), keys.get("abort")
+    if key == transfer_key and state in ("bridged", "conference"):
         effects = [Note("transfer_started")]
         if state == "conference":
             effects.append(Send(employee, {"type": "leave"}))
@@ -133,9 +139,9 @@ def digit(flow: dict[str, Any], key: str) -> tuple[dict[str, Any], list[Effect]]
             )
         )
         return {**flow, "state": "collecting", "attempt": attempt}, effects
-    if key == TRANSFER_KEY and state == "talking":
+    if key == transfer_key and state == "talking":
         return _merge(flow)
-    if key == ABORT_KEY and state in ("consulting", "talking"):
+    if key == abort_key and state in ("consulting", "talking"):
         consult = flow["consult"]
         new_flow_, effects = _back(flow, error=True)
         return new_flow_, [Note("consultation_aborted"), EndCall(consult), *effects]

@@ -35,7 +35,7 @@ from interpreter.script import (
     Start,
 )
 from interpreter.webhook import ReplyKind, WebhookClient
-from store import accounts, bins, conferences, extensions, numbers
+from store import accounts, bins, conferences, extensions, in_call_options, numbers
 from store import calls as store_calls
 from store.calls import CallRow
 from store.database import Database
@@ -255,7 +255,12 @@ class ScriptRunner:
                 is_employee = state.get("call", {}).get("voice_url") == BUILTIN_OUTBOUND
                 if is_employee and dial.get("answered") == signal["child"]:
                     # An employee's own call was answered: its `#` starts the flow.
-                    flow = transfer.new_flow(work.call.sid, signal["child"], work.call.from_number)
+                    keys = in_call_options.keys_for(
+                        in_call_options.options(work.conn, work.call.account_sid)
+                    )
+                    flow = transfer.new_flow(
+                        work.call.sid, signal["child"], work.call.from_number, keys
+                    )
                     work.call.script = {**work.call.script, "transfer": flow}
             case "signal.dial_ended":
                 self._step(
@@ -286,7 +291,9 @@ class ScriptRunner:
                 self._tell(work, parent, {**signal, "at": at})
                 if dial.get("employee"):
                     # An employee answered the subscriber: its `#` starts the transfer flow.
-                    flow = transfer.new_flow(call.sid, parent, dial.get("caller_id", ""))
+                    flow = transfer.new_flow(
+                        call.sid, parent, dial.get("caller_id", ""), dial.get("keys")
+                    )
                     call.script = {**call.script, "transfer": flow}
             case "dtmf" | "collected" if call.script.get("transfer"):
                 self._flow_event(work, event)
@@ -577,6 +584,9 @@ class ScriptRunner:
                 "ref": action.ref,
                 "employee": "extension" in target,
                 "caller_id": action.caller_id,
+                "keys": in_call_options.keys_for(
+                    action.in_call_options or in_call_options.options(work.conn, parent.account_sid)
+                ),
             }
         }
         row.next_command_seq = 2

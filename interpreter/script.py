@@ -297,6 +297,8 @@ class Originate:
     target: dict[str, str]
     caller_id: str
     timeout: int
+    # The keys of the `#` flow for this leg (from `voiceInCallOptions`), else the account's.
+    in_call_options: dict[str, str] | None = None
     type: str = "originate"
 
 
@@ -691,7 +693,8 @@ def _dial(work: _Step, dial: Dial) -> None:
     for index, target in enumerate(targets):
         child = child_sid(call.sid, ref, index)
         pending.append(child)
-        work.actions.append(Originate(child, ref, target, caller_id, dial.timeout))
+        options = dict(dial.voice_in_call_options) if dial.voice_in_call_options else None
+        work.actions.append(Originate(child, ref, target, caller_id, dial.timeout, options))
     ringback = None
     if work.state.answered:
         ringback = f"{ref}-ringback"

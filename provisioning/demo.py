@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from provisioning.extensions import set_extension
-from store import accounts, bins, extensions, numbers
+from store import accounts, bins, extensions, in_call_options, numbers
 
 DEMO_NAME = "Demo"
 DEMO_NUMBER = "+15550100"
@@ -71,6 +71,9 @@ def ensure_demo(
                 demo_password(secret_key, extension),
                 display_name=f"Employee {extension}",
             )
+        # The headline feature's prerequisite: # transfers, * aborts a consultation.
+        in_call_options.set_option(conn, account.sid, "#", "transfer")
+        in_call_options.set_option(conn, account.sid, "*", "abort")
         menu = bins.save_bin(conn, account.sid, "demo-menu", MENU)
         welcome = bins.save_bin(
             conn,

@@ -215,3 +215,22 @@ VOICE = Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]*", 'a voice name such as "man" or "P
 def sid(prefix: str) -> Pattern:
     """A Twilio-style resource identifier: two letters and 32 hex digits."""
     return Pattern(f"{prefix}[0-9a-fA-F]{{32}}", f"{prefix} followed by 32 hex digits")
+
+
+IN_CALL_OPERATIONS = ("transfer", "abort", "none")
+
+
+def in_call_options(raw: str) -> tuple[tuple[str, str], ...]:
+    """Our extension `voiceInCallOptions="#=transfer,*=abort"`: keys to in-call operations."""
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        key, equals, operation = item.strip().partition("=")
+        key, operation = key.strip(), operation.strip()
+        if not equals or len(key) != 1 or key not in "0123456789*#":
+            raise InvalidValue(
+                "must be KEY=OPERATION pairs separated by commas, each KEY one of 0-9 * #"
+            )
+        if operation not in IN_CALL_OPERATIONS:
+            raise InvalidValue(f"operations are {_listing(IN_CALL_OPERATIONS)}, not {operation!r}")
+        pairs[key] = operation
+    return tuple(pairs.items())

@@ -29,6 +29,7 @@ from .attributes import (
     Keys,
     Tokens,
     attribute,
+    in_call_options,
     sid,
 )
 
@@ -330,6 +331,11 @@ class Dial(Node):
     refer_method: Method = field(default="POST", metadata=_METHOD)
     events: str | None = field(default=None, metadata=_TEXT)
     passports: str | None = field(default=None, metadata=_TEXT)
+    # Our extension (not Twilio's): the keys of the `#` flow on this call's legs, e.g.
+    # "#=transfer,*=abort"; without it the account's in-call options apply.
+    voice_in_call_options: tuple[tuple[str, str], ...] | None = field(
+        default=None, metadata=attribute(in_call_options)
+    )
     nouns: tuple[DialNoun, ...] = ()
 
 

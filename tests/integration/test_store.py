@@ -187,3 +187,19 @@ def test_token_sealing_round_trip() -> None:
     assert sealing.unseal(sealed, "key") == "secret"
     assert sealing.token_matches("secret", sealing.token_hash("secret"))
     assert not sealing.token_matches("secreT", sealing.token_hash("secret"))
+
+
+def test_in_call_options_default_and_set(db, account) -> None:
+    from store import in_call_options
+
+    with db.transaction() as conn:
+        assert in_call_options.options(conn, account.sid) == {"#": "transfer", "*": "abort"}
+        in_call_options.set_option(conn, account.sid, "#", "none")
+        in_call_options.set_option(conn, account.sid, "5", "transfer")
+        assert in_call_options.options(conn, account.sid) == {
+            "#": "none",
+            "*": "abort",
+            "5": "transfer",
+        }
+        with pytest.raises(ValueError, match="must be one of transfer, abort, none"):
+            in_call_options.set_option(conn, account.sid, "5", "explode")

@@ -133,3 +133,19 @@ def test_the_employee_hanging_up_while_it_rings_ends_the_consultation() -> None:
     flow, effects = transfer.employee_hung_up(flow)
     assert EndCall(child) in effects
     assert sends(effects, HELD) == [{"type": "resume", "music": True}]
+
+
+def test_the_in_call_options_choose_the_keys() -> None:
+    flow = transfer.new_flow(EMPLOYEE, HELD, "+15550100", {"transfer": "9", "abort": None})
+    assert transfer.digit(flow, "#") == (flow, [])  # not bound here
+    flow, _ = transfer.digit(flow, "9")
+    assert flow["state"] == "collecting"
+    flow, _ = transfer.collected(flow, "transfer-1", "102")
+    assert transfer.digit(flow, "*") == (flow, [])  # no key aborts
+
+
+def test_keys_for_reads_the_bindings() -> None:
+    from store.in_call_options import DEFAULTS, keys_for
+
+    assert keys_for(DEFAULTS) == {"transfer": "#", "abort": "*"}
+    assert keys_for({"#": "none", "5": "transfer"}) == {"transfer": "5", "abort": None}

@@ -503,3 +503,25 @@ def test_no_voice_url_is_an_application_error() -> None:
     actions = call.send(Start(at=1.0))
     assert fetches(actions) == []
     assert notes(actions, "error")[0]["code"] == script.ERROR_NO_URL
+
+
+def test_dial_passes_its_in_call_options_to_the_legs() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(),
+        '<Response><Dial voiceInCallOptions="9=transfer,0=abort">101</Dial></Response>',
+    )
+    (leg,) = originates(actions)
+    assert leg.in_call_options == {"9": "transfer", "0": "abort"}
+    again = Call()
+    (plain,) = originates(again.reply(again.start(), "<Response><Dial>101</Dial></Response>"))
+    assert plain.in_call_options is None
+
+
+@pytest.mark.parametrize("value", ["#=fly", "##=transfer", "x=abort", "transfer"])
+def test_bad_in_call_options_are_refused_with_the_rule(value: str) -> None:
+    from interpreter.twiml import parser
+    from interpreter.twiml.errors import TwimlError
+
+    with pytest.raises(TwimlError, match="voiceInCallOptions"):
+        parser.parse(f'<Response><Dial voiceInCallOptions="{value}">101</Dial></Response>')
