@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -414,6 +414,19 @@ class Engine:
         if isinstance(self.media, SocketPorts):
             self.media.close()
         await self.transport.close()
+
+    def restore_bindings(self, bindings: list[tuple[str, str, Binding]]) -> int:
+        """Take back registrations this node saved before it restarted: (owner,
+        extension, binding) each. Returns how many are still live."""
+        by_aor: dict[str, list[Binding]] = {}
+        now = self.wall_clock()
+        for owner, extension, binding in bindings:
+            if not binding.expired(now):
+                key = _aor_key(owner, extension)
+                by_aor.setdefault(key, []).append(replace(binding, aor=key))
+        for key, live in by_aor.items():
+            self.registrar.restore(key, live)
+        return sum(len(live) for live in by_aor.values())
 
     def _expire_bindings(self) -> None:
         self.registrar.expire()

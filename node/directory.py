@@ -104,5 +104,30 @@ class StoreDirectory:
         except Exception:
             log.exception("registrations of %s/%s not saved", owner, extension)
 
+    def node_bindings(self) -> list[tuple[str, str, Binding]]:
+        """The live registrations this node saved: (account, extension, binding)."""
+        with self.db.transaction() as conn:
+            rows = extensions.node_registrations(conn, self.node)
+        result = []
+        for owner, extension, reg in rows:
+            received = None
+            if reg.received:
+                host, _, port = reg.received.rpartition(":")
+                received = (host.strip("[]"), int(port))
+            binding = Binding(
+                aor=f"{owner}/{extension}",
+                contact=reg.contact,
+                expires_at=reg.expires_at.timestamp(),
+                call_id=reg.call_id,
+                cseq=reg.cseq,
+                received=received,
+                transport=reg.transport,
+                q=reg.q,
+                instance=reg.instance,
+                user_agent=reg.user_agent,
+            )
+            result.append((owner, extension, binding))
+        return result
+
     def close(self) -> None:
         self._writer.shutdown(wait=True)

@@ -77,6 +77,9 @@ async def serve(settings: Settings, link: BrokerLink, db: Database) -> None:
     engine = Engine(
         engine_config(settings), directory=directory, emit=publisher.publish, clock=LoopClock(loop)
     )
+    restored = engine.restore_bindings(directory.node_bindings())
+    if restored:
+        log.info("%s phone registrations restored", restored)
     await engine.start()
     stopped = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

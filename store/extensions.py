@@ -160,3 +160,33 @@ def registrations(conn: psycopg.Connection, account_sid: str, extension: str) ->
         )
         for r in rows
     ]
+
+
+def node_registrations(
+    conn: psycopg.Connection, node: str
+) -> list[tuple[str, str, Registration]]:
+    """Every unexpired registration a media node saved: (account, extension, registration)."""
+    rows = conn.execute(
+        """SELECT * FROM registrations WHERE node = %s AND expires_at > now()
+           ORDER BY account_sid, extension, updated_at""",
+        (node,),
+    ).fetchall()
+    return [
+        (
+            row["account_sid"],
+            row["extension"],
+            Registration(
+                contact=row["contact"],
+                expires_at=row["expires_at"],
+                call_id=row["call_id"],
+                cseq=row["cseq"],
+                received=row["received"],
+                transport=row["transport"],
+                q=row["q"],
+                instance=row["instance"],
+                user_agent=row["user_agent"],
+                node=row["node"],
+            ),
+        )
+        for row in rows
+    ]

@@ -263,6 +263,10 @@ class Registrar:
         self._store.save(aor, bindings)
         return RegisterResult(200, "OK", now, _by_preference(bindings))
 
+    def restore(self, aor: str, bindings: list[Binding]) -> None:
+        """Put back bindings saved before a restart (they keep their own expiry)."""
+        self._store.save(aor, bindings)
+
     def lookup(self, aor: str) -> list[Binding]:
         """The unexpired bindings of ``aor``, highest q first."""
         now = self._clock()

@@ -208,23 +208,32 @@ class Platform:
             LOG_LEVEL="INFO",
             **({"TRUNK_URI": trunk_uri} if trunk_uri else {}),
         )
+        self.env = env
         self.logs = {name: log_dir / f"{name}.log" for name in ("worker", "media")}
-        self.processes = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(ROOT / "manage.py"),
-                    name,
-                    *(["--concurrency", "2"] if name == "worker" else []),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=open(self.logs[name], "wb"),  # noqa: SIM115 - the child owns it
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            for name in ("worker", "media")
-        ]
+        self.processes = [self._spawn(name) for name in ("worker", "media")]
+        self._wait_ready()
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                name,
+                *(["--concurrency", "2"] if name == "worker" else []),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.logs[name], "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def restart_media(self) -> None:
+        """Stop the media node (SIGTERM) and start it again on the same port."""
+        media = self.processes[1]
+        os.killpg(media.pid, signal.SIGTERM)
+        media.wait(20)
+        self.processes[1] = self._spawn("media")
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 30.0) -> None:

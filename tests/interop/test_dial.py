@@ -425,3 +425,21 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
     heard_by_carrier, rate = read_wav(recording.dec)
     tail = heard_by_carrier[-int(2.5 * rate) :]
     assert has_tone(tail, rate, EMPLOYEE_TONE) and has_tone(tail, rate, COLLEAGUE_TONE)
+
+
+def test_registrations_survive_a_restart_of_the_media_node(
+    office: Office, baresip_factory: BaresipFactory
+) -> None:
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    time.sleep(0.5)  # the registration is written behind the 200 OK
+    office.platform.restart_media()
+    assert "1 phone registrations restored" in office.platform.logs["media"].read_text()
+    subscriber = baresip_factory(
+        "subscriber",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="subscriber", answermode="manual"),
+    )
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
