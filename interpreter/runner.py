@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 
 from calls import ledger, transfer
@@ -23,6 +24,7 @@ from interpreter.script import (
     Answered,
     CallInfo,
     Collected,
+    ConferenceLeft,
     DialAnswered,
     DialEnded,
     Fetch,
@@ -240,6 +242,16 @@ class ScriptRunner:
             "signal", **{k: v for k, v in signal.items() if k != "type"}, signal=signal["type"]
         )
         match signal["type"]:
+            case "signal.conference_left":
+                self._step(
+                    work,
+                    ConferenceLeft(
+                        ref=signal["ref"],
+                        conference_sid=signal.get("conference"),
+                        reason=signal["reason"],
+                        at=signal["at"],
+                    ),
+                )
             case "signal.consult_answered" | "signal.consult_ended" | "signal.take_control":
                 self._flow_signal(work, signal)
                 room = signal.get("flow", {}).get("conference")
@@ -376,6 +388,9 @@ class ScriptRunner:
         call = work.call
         for sid in conferences.open_for_call(work.conn, call.sid):
             room = conferences.get(work.conn, sid)
+            if room["origin_call_sid"] is None:  # a <Conference> room
+                self._leave_room(work, sid, call.sid, "hangup")
+                continue
             conferences.leave(work.conn, sid, call.sid)
             members = [p for p in conferences.participants(work.conn, sid) if p.left_at is None]
             if room["origin_call_sid"] == call.sid:
@@ -387,6 +402,136 @@ class ScriptRunner:
             conferences.close(work.conn, sid, reason)
             for member in members:
                 work.after_commit.append(lambda sid=member.call_sid: self._hangup_call(sid))
+
+    # ------------------------------------------------------------ <Dial><Conference>
+
+    def _join_room(self, work: CallWork, action: script.JoinConference) -> None:
+        call = work.call
+        found = work.conn.execute(
+            """SELECT sid FROM conferences WHERE account_sid = %s AND friendly_name = %s
+               AND origin_call_sid IS NULL AND status <> 'completed'
+               ORDER BY created_at DESC LIMIT 1 FOR UPDATE""",
+            (call.account_sid, action.name),
+        ).fetchone()
+        sid = (
+            found["sid"]
+            if found
+            else script.child_sid(call.sid, action.ref, 0).replace("CA", "CF", 1)
+        )
+        options = {
+            "sid": sid,
+            "ref": action.ref,
+            "end_on_exit": action.end_on_exit,
+            "start_on_enter": action.start_on_enter,
+            "beep": action.beep,
+            "muted": action.muted,
+            "callback": action.status_callback,
+            "callback_method": action.status_callback_method,
+            "events": list(action.status_callback_events),
+        }
+        if found is None:
+            work.conn.execute(
+                """INSERT INTO conferences (sid, account_sid, friendly_name, status)
+                   VALUES (%s, %s, %s, 'init') ON CONFLICT (sid) DO NOTHING""",
+                (sid, call.account_sid, action.name),
+            )
+            conferences.add_event(work.conn, sid, "created", name=action.name)
+        present = [p for p in conferences.participants(work.conn, sid) if p.left_at is None]
+        if len(present) >= action.max_participants:
+            conferences.add_event(
+                work.conn, sid, "refused", call=call.sid, reason="max-participants"
+            )
+            work.log("conference", step="refused", conference=sid, limit=action.max_participants)
+            self._tell(
+                work,
+                call.sid,
+                {"type": "signal.conference_left", "ref": action.ref, "conference": sid,
+                 "reason": "conference-full", "at": self.clock()},
+            )  # fmt: skip
+            return
+        role = "subscriber" if call.direction == "inbound" else "external"
+        conferences.join(work.conn, sid, call.sid, role, call.from_number)
+        call.script = {**call.script, "room": options}
+        room = conferences.get(work.conn, sid)
+        starts = room["status"] == "init" and action.start_on_enter
+        work.send(
+            {"type": "join", "conference": sid, "muted": action.muted,
+             **({"coach": action.coach} if action.coach else {})}
+        )  # fmt: skip
+        if room["status"] == "init" and not starts and action.wait_url != "":
+            work.send({"type": "hold", "music": True})  # music until the room starts
+        self._room_callback(work, sid, options, "join", call.sid)
+        if starts:
+            work.conn.execute(
+                """UPDATE conferences SET status = 'in-progress', started_at = now()
+                   WHERE sid = %s""",
+                (sid,),
+            )
+            conferences.add_event(work.conn, sid, "start", by=call.sid)
+            self._room_callback(work, sid, options, "start", call.sid)
+            for member in present:
+                work.after_commit.append(
+                    lambda other=member.call_sid: self._send_to(
+                        other, {"type": "resume", "music": True}
+                    )
+                )
+        if action.beep in ("true", "onEnter"):
+            for member in present:
+                work.after_commit.append(
+                    lambda other=member.call_sid: self._send_to(
+                        other, {"type": "tone", "ref": "beep", "name": "beep"}
+                    )
+                )
+
+    def _room_callback(
+        self, work: CallWork, sid: str, options: dict[str, Any], kind: str, call_sid: str
+    ) -> None:
+        if not options.get("callback") or kind not in options.get("events", []):
+            return
+        room = conferences.get(work.conn, sid)
+        params = {
+            "AccountSid": room["account_sid"],
+            "ConferenceSid": sid,
+            "FriendlyName": room["friendly_name"],
+            "StatusCallbackEvent": f"conference-{kind}"
+            if kind in ("start", "end")
+            else (f"participant-{kind}"),
+            "CallSid": call_sid,
+            "Muted": str(bool(options.get("muted"))).lower(),
+            "EndConferenceOnExit": str(bool(options.get("end_on_exit"))).lower(),
+            "StartConferenceOnEnter": str(bool(options.get("start_on_enter"))).lower(),
+            "SequenceNumber": str(room["next_event_seq"]),
+            "Timestamp": formatdate(self.clock(), usegmt=True),
+        }
+        notify = Notify(options["callback"], options.get("callback_method") or "POST", params)
+        work.log("status_callback", url=notify.url, method=notify.method, params=params)
+        account = room["account_sid"]
+        work.after_commit.append(lambda: self.notify(account, notify))
+
+    def _leave_room(self, work: CallWork, sid: str, call_sid: str, reason: str) -> None:
+        """`call_sid` leaves a <Conference> room; one with endConferenceOnExit ends it."""
+        row = store_calls.get_call(work.conn, call_sid)
+        options = (row.script.get("room") if row else None) or {}
+        conferences.leave(work.conn, sid, call_sid)
+        self._room_callback(work, sid, options, "leave", call_sid)
+        present = [p for p in conferences.participants(work.conn, sid) if p.left_at is None]
+        if options.get("end_on_exit") or not present:
+            conferences.close(work.conn, sid, "ended-by-participant" if present else "empty")
+            self._room_callback(work, sid, options, "end", call_sid)
+            for member in present:
+                other = member.call_sid
+                work.after_commit.append(
+                    lambda other=other: self._send_to(other, {"type": "leave"})
+                )
+                other_row = store_calls.get_call(work.conn, other)
+                ref = ((other_row.script.get("room") if other_row else None) or {}).get("ref")
+                if ref:
+                    self._tell(
+                        work,
+                        other,
+                        {"type": "signal.conference_left", "ref": ref, "conference": sid,
+                         "reason": "conference-ended", "at": self.clock()},
+                    )  # fmt: skip
 
     def _conference_note(self, work: CallWork, flow: dict[str, Any], data: dict[str, Any]) -> None:
         call = work.call
@@ -695,6 +840,8 @@ class ScriptRunner:
                     work.log(kind, **data)
                 case script.Originate():
                     self._originate(work, action)
+                case script.JoinConference():
+                    self._join_room(work, action)
                 case script.HangupCall(sid=sid):
                     work.log("hangup_call", call=sid)
                     work.after_commit.append(lambda sid=sid: self._hangup_call(sid))

@@ -242,8 +242,19 @@ class DialEnded:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ConferenceLeft:
+    """The call left the conference of its <Dial><Conference> (or never got in)."""
+
+    ref: str
+    conference_sid: str | None
+    reason: str
+    at: float
+
+
 Event = (
-    Start
+    ConferenceLeft
+    | Start
     | Fetched
     | Answered
     | PromptDone
@@ -310,7 +321,27 @@ class HangupCall:
     type: str = "hangup_call"
 
 
-Action = Command | Fetch | Notify | Note | Originate | HangupCall
+@dataclass(frozen=True, slots=True)
+class JoinConference:
+    """Action: put the call in the account's conference called `name` (the shell finds or
+    opens it, enforces its limits and sends the media commands and status callbacks)."""
+
+    ref: str
+    name: str
+    muted: bool
+    beep: str
+    start_on_enter: bool
+    end_on_exit: bool
+    wait_url: str | None
+    max_participants: int
+    status_callback: str | None
+    status_callback_method: str
+    status_callback_events: tuple[str, ...]
+    coach: str | None
+    type: str = "join_conference"
+
+
+Action = Command | Fetch | Notify | Note | Originate | HangupCall | JoinConference
 
 
 @dataclass
@@ -367,6 +398,8 @@ def step(state: ScriptState, event: Event) -> tuple[ScriptState, list[Action]]:
             _dial_answered(work, event)
         case DialEnded():
             _dial_ended(work, event)
+        case ConferenceLeft():
+            _conference_left(work, event)
     return work.state, work.actions
 
 
@@ -663,7 +696,57 @@ def child_sid(parent: str, ref: str, index: int) -> str:
     return "CA" + hashlib.md5(f"{parent}/{ref}/{index}".encode()).hexdigest()
 
 
+def _conference(work: _Step, dial: Dial, room: Conference) -> None:
+    _answer(work)
+    ref = work.ref()
+    work.actions.append(
+        JoinConference(
+            ref=ref,
+            name=room.name,
+            muted=room.muted,
+            beep=room.beep,
+            start_on_enter=room.start_conference_on_enter,
+            end_on_exit=room.end_conference_on_exit,
+            wait_url=room.wait_url,
+            max_participants=room.max_participants,
+            status_callback=_resolve(work, room.status_callback) if room.status_callback else None,
+            status_callback_method=room.status_callback_method,
+            status_callback_events=tuple(room.status_callback_event),
+            coach=room.coach,
+        )
+    )
+    _wait(
+        work,
+        Waiting(
+            kind="dial",
+            ref=ref,
+            verb="Conference",
+            action=_resolve(work, dial.action) if dial.action else None,
+            method=dial.method,
+        ),
+    )
+
+
+def _conference_left(work: _Step, event: ConferenceLeft) -> None:
+    waiting = work.state.waiting
+    if waiting is None or waiting.kind != "dial" or waiting.ref != event.ref:
+        return
+    work.set(waiting=None)
+    work.note("conference_left", conference=event.conference_sid, reason=event.reason)
+    if work.state.ended:
+        return
+    if waiting.action:
+        extra = {"ConferenceSid": event.conference_sid or "", "ConferenceLeaveReason": event.reason}
+        _fetch(work, waiting.action, waiting.method, extra, "action")
+        return
+    _run(work)
+
+
 def _dial(work: _Step, dial: Dial) -> None:
+    rooms = [noun for noun in dial.nouns if isinstance(noun, Conference)]
+    if rooms:
+        _conference(work, dial, rooms[0])
+        return
     targets: list[dict[str, str]] = []
     for noun in dial.nouns:
         match noun:
@@ -671,12 +754,6 @@ def _dial(work: _Step, dial: Dial) -> None:
                 targets.append({"client": noun.identity})
             case Sip():
                 targets.append({"uri": noun.uri})
-            case Conference():
-                work.note(
-                    "error",
-                    code=ERROR_UNSUPPORTED,
-                    message=f"line {noun.line}: <Conference> is not run by this platform yet",
-                )
             case _:
                 targets.append({"number": noun.number})
     if not targets:

@@ -343,3 +343,95 @@ def test_dial_of_an_extension_targets_the_extension(simulator, db, account, numb
         ]
     [originate] = commands_of(db, child.sid)
     assert originate["target"] == {"extension": "101", "account": account.sid}
+
+
+def conference_twiml(*, end_on_exit: bool = False, start: bool = True, limit: int = 10) -> str:
+    return (
+        "<Response><Dial action='/left'>"
+        f"<Conference statusCallback='/conf' statusCallbackEvent='start end join leave' "
+        f"endConferenceOnExit='{str(end_on_exit).lower()}' "
+        f"startConferenceOnEnter='{str(start).lower()}' maxParticipants='{limit}'>"
+        "Sales</Conference></Dial><Say>after</Say></Response>"
+    )
+
+
+def callbacks(kind: str = "/conf") -> list[dict[str, str]]:
+    return [form(c) for c in responses.calls if c.request.url.endswith(kind)]
+
+
+@responses.activate
+def test_conference_join_start_and_end_on_exit_with_status_callbacks(
+    simulator, db, account, number
+) -> None:
+    responses.post(f"{CUSTOMER}/voice", body=conference_twiml(end_on_exit=True),
+                   content_type="text/xml")  # fmt: skip
+    responses.post(f"{CUSTOMER}/conf", body="")
+    responses.post(f"{CUSTOMER}/left", body="<Response><Hangup/></Response>",
+                   content_type="text/xml")  # fmt: skip
+    responses.post(f"{CUSTOMER}/status", body="")
+    first = simulator.incoming("+15550111", number)
+    responses.replace(responses.POST, f"{CUSTOMER}/voice", body=conference_twiml(),
+                      content_type="text/xml")  # fmt: skip
+    second = simulator.incoming("+15550122", number)
+    assert [c["StatusCallbackEvent"] for c in callbacks()] == [
+        "participant-join", "conference-start", "participant-join",
+    ]  # fmt: skip
+    room = callbacks()[0]["ConferenceSid"]
+    assert {c["ConferenceSid"] for c in callbacks()} == {room}
+    assert callbacks()[0]["FriendlyName"] == "Sales"
+    assert [c["type"] for c in commands_of(db, second)][:2] == ["answer", "join"]
+
+    simulator.node.caller_hangs_up(first)
+    simulator.run()
+    events = [c["StatusCallbackEvent"] for c in callbacks()]
+    assert events[3:] == ["participant-leave", "conference-end"]
+    assert "leave" in [c["type"] for c in commands_of(db, second)]
+    [left] = [form(c) for c in responses.calls if c.request.url.endswith("/left")]
+    assert (left["CallSid"], left["ConferenceSid"]) == (second, room)
+    with db.transaction() as conn:
+        from store import conferences
+
+        row = conferences.get(conn, room)
+        members = conferences.participants(conn, room)
+    assert (row["status"], row["end_reason"]) == ("completed", "ended-by-participant")
+    assert all(m.left_at is not None for m in members) and len(members) == 2
+
+
+@responses.activate
+def test_a_full_conference_refuses_the_next_caller_with_an_event(
+    simulator, db, account, number
+) -> None:
+    responses.post(f"{CUSTOMER}/voice", body=conference_twiml(limit=2), content_type="text/xml")
+    responses.post(f"{CUSTOMER}/conf", body="")
+    responses.post(f"{CUSTOMER}/left", body="<Response><Say>full</Say></Response>",
+                   content_type="text/xml")  # fmt: skip
+    responses.post(f"{CUSTOMER}/status", body="")
+    simulator.incoming("+15550111", number)
+    simulator.incoming("+15550122", number)
+    third = simulator.incoming("+15550133", number)
+    [left] = [form(c) for c in responses.calls if c.request.url.endswith("/left")]
+    assert left["CallSid"] == third and left["ConferenceLeaveReason"] == "conference-full"
+    assert "join" not in [c["type"] for c in commands_of(db, third)]
+    with db.transaction() as conn:
+        from store import conferences
+
+        kinds = [e["kind"] for e in conferences.events(conn, left["ConferenceSid"])]
+    assert "refused" in kinds
+
+
+@responses.activate
+def test_waiting_for_a_moderator_plays_music_until_the_room_starts(
+    simulator, db, account, number
+) -> None:
+    responses.post(f"{CUSTOMER}/voice", body=conference_twiml(start=False),
+                   content_type="text/xml")  # fmt: skip
+    responses.post(f"{CUSTOMER}/conf", body="")
+    responses.post(f"{CUSTOMER}/status", body="")
+    waiting = simulator.incoming("+15550111", number)
+    assert [c["type"] for c in commands_of(db, waiting)] == ["answer", "join", "hold"]
+    responses.replace(responses.POST, f"{CUSTOMER}/voice", body=conference_twiml(start=True),
+                      content_type="text/xml")  # fmt: skip
+    simulator.incoming("+15550122", number)
+    later = [c["type"] for c in commands_of(db, waiting)][3:]
+    assert later == ["resume", "tone"]  # music stops, then the join beep
+    assert [c["StatusCallbackEvent"] for c in callbacks()].count("conference-start") == 1

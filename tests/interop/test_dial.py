@@ -443,3 +443,46 @@ def test_registrations_survive_a_restart_of_the_media_node(
     staff.wait_for("CALL_ESTABLISHED", timeout=20)
     subscriber.hangup()
     staff.wait_for("CALL_CLOSED", timeout=15)
+
+
+def test_callers_meet_in_a_conference_room(
+    office: Office, baresip_factory: BaresipFactory, db, services: Services
+) -> None:
+    room_number = "+1555" + str(uuid.uuid4().int)[:7]
+    with db.transaction() as conn:
+        script = bins.save_bin(
+            conn,
+            office.account.sid,
+            "room",
+            '<Response><Dial><Conference beep="false">Team</Conference></Dial></Response>',
+        )
+        numbers.set_number(
+            conn,
+            office.account.sid,
+            room_number,
+            voice_url=f"{services.settings().public_url}/bins/{script.sid}",
+        )
+    first = baresip_factory(
+        "a", tone_hz=SUBSCRIBER_TONE, account=Account(user="a", answermode="manual")
+    )
+    second = baresip_factory(
+        "b", tone_hz=COLLEAGUE_TONE, account=Account(user="b", answermode="manual")
+    )
+    first.dial(f"sip:{room_number}@{office.address}")
+    first.wait_for("CALL_ESTABLISHED", timeout=20)
+    second.dial(f"sip:{room_number}@{office.address}")
+    second.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(3.0)
+    first.hangup()
+    second.hangup()
+    for phone, other, own in (
+        (first, COLLEAGUE_TONE, SUBSCRIBER_TONE),
+        (second, SUBSCRIBER_TONE, COLLEAGUE_TONE),
+    ):
+        phone.wait_for("CALL_CLOSED", timeout=15)
+        [recording] = phone.recordings()
+        samples, rate = read_wav(recording.dec)
+        tail = samples[-int(2.0 * rate) :]
+        assert has_tone(tail, rate, other), office.platform.tail()
+        levels = tone_levels(tail, rate, [own, other])
+        assert levels[own] < levels[other] - 30

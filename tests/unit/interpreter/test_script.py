@@ -489,13 +489,42 @@ def test_the_caller_hanging_up_ends_the_dialled_legs() -> None:
     assert call.state.status == "completed"
 
 
-def test_dial_of_a_conference_is_reported_until_it_is_run() -> None:
+def test_dial_conference_joins_with_every_attribute() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(),
+        '<Response><Dial action="/left"><Conference muted="true" beep="onEnter" '
+        'startConferenceOnEnter="false" endConferenceOnExit="true" waitUrl="" '
+        'maxParticipants="3" statusCallback="/conf" statusCallbackMethod="GET" '
+        'statusCallbackEvent="start end join leave">room 7</Conference></Dial>'
+        "<Say>after</Say></Response>",
+    )
+    assert [c["type"] for c in commands(actions)] == ["answer"]
+    (join,) = [a for a in actions if isinstance(a, script.JoinConference)]
+    assert (join.name, join.muted, join.beep) == ("room 7", True, "onEnter")
+    assert (join.start_on_enter, join.end_on_exit, join.wait_url) == (False, True, "")
+    assert join.max_participants == 3
+    assert join.status_callback == "https://customer.example/conf"
+    assert join.status_callback_method == "GET"
+    assert join.status_callback_events == ("start", "end", "join", "leave")
+    actions = call.send(
+        script.ConferenceLeft(ref=join.ref, conference_sid="CF" + "0" * 32, reason="hangup", at=2)
+    )
+    (fetch,) = fetches(actions)
+    assert fetch.url == "https://customer.example/left"
+    assert fetch.params["ConferenceSid"] == "CF" + "0" * 32
+
+
+def test_leaving_a_conference_without_action_runs_the_next_verb() -> None:
     call = Call()
     actions = call.reply(
         call.start(), "<Response><Dial><Conference>room</Conference></Dial><Say>x</Say></Response>"
     )
-    assert notes(actions, "error")[0]["code"] == script.ERROR_UNSUPPORTED
-    assert [c["type"] for c in commands(actions)] == ["answer", "say"]
+    (join,) = [a for a in actions if isinstance(a, script.JoinConference)]
+    actions = call.send(
+        script.ConferenceLeft(ref=join.ref, conference_sid=None, reason="conference-full", at=2)
+    )
+    assert [c["type"] for c in commands(actions)] == ["say"]
 
 
 def test_no_voice_url_is_an_application_error() -> None:
