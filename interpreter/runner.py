@@ -744,6 +744,7 @@ class ScriptRunner:
             "target": target,
             "from": {"user": action.caller_id},
             "timeout": action.timeout,
+            **({"time_limit": action.time_limit} if action.time_limit else {}),
         }
         store_calls.queue_media_command(work.conn, child.sid, 1, parent.media_node, command)
         work.log("dial_leg", child=child.sid, target=target, timeout=action.timeout)
@@ -805,6 +806,8 @@ class ScriptRunner:
                 )
             case "hangup":
                 return HungUp(cause=event["cause"], at=at)
+            case "dtmf":
+                return script.Pressed(digit=event["digit"], at=at)
         return None  # dtmf outside a collection: the script does not use it
 
     def _step(self, work: CallWork, event: script.Event, state: ScriptState | None = None) -> None:

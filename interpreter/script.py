@@ -243,6 +243,14 @@ class DialEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class Pressed:
+    """A key the caller pressed outside a digit collection."""
+
+    digit: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ConferenceLeft:
     """The call left the conference of its <Dial><Conference> (or never got in)."""
 
@@ -253,7 +261,8 @@ class ConferenceLeft:
 
 
 Event = (
-    ConferenceLeft
+    Pressed
+    | ConferenceLeft
     | Start
     | Fetched
     | Answered
@@ -310,6 +319,7 @@ class Originate:
     timeout: int
     # The keys of the `#` flow for this leg (from `voiceInCallOptions`), else the account's.
     in_call_options: dict[str, str] | None = None
+    time_limit: int | None = None  # seconds from the answer
     type: str = "originate"
 
 
@@ -400,6 +410,12 @@ def step(state: ScriptState, event: Event) -> tuple[ScriptState, list[Action]]:
             _dial_ended(work, event)
         case ConferenceLeft():
             _conference_left(work, event)
+        case Pressed(digit="*"):
+            dial = work.state.dial
+            if dial and dial.get("hangup_on_star") and dial["answered"]:
+                # hangupOnStar: the caller ends the dialled call and its script goes on.
+                work.note("dial", hangup_on_star=dial["answered"])
+                work.actions.append(HangupCall(dial["answered"]))
     return work.state, work.actions
 
 
@@ -771,7 +787,9 @@ def _dial(work: _Step, dial: Dial) -> None:
         child = child_sid(call.sid, ref, index)
         pending.append(child)
         options = dict(dial.voice_in_call_options) if dial.voice_in_call_options else None
-        work.actions.append(Originate(child, ref, target, caller_id, dial.timeout, options))
+        work.actions.append(
+            Originate(child, ref, target, caller_id, dial.timeout, options, dial.time_limit)
+        )
     ringback = None
     if work.state.answered:
         ringback = f"{ref}-ringback"
@@ -785,6 +803,7 @@ def _dial(work: _Step, dial: Dial) -> None:
             "failures": [],
             "ringback": ringback,
             "answer_on_bridge": dial.answer_on_bridge,
+            "hangup_on_star": dial.hangup_on_star,
         }
     )
     _wait(

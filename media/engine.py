@@ -159,6 +159,7 @@ class Leg:
         self.cancelled_by_us = False
         self.holding = {"remote": False, "local": False}
         self.timers: list[TimerHandle] = []
+        self.time_limit: float | None = None  # an originated leg ends this long after answer
 
     @property
     def session(self) -> Session | None:
@@ -188,6 +189,10 @@ class Leg:
             if other is not session:
                 other.hangup()
         self.engine.attach_media(self, session)
+        if self.time_limit:
+            self.timers.append(
+                self.engine.clock.call_later(self.time_limit, lambda: self.hangup("local"))
+            )
         self.emit("answered", **_media_fields(session))
 
     def session_media_changed(self, session: Session) -> None:
@@ -831,6 +836,8 @@ class Engine:
             session.enter(
                 UacCalling(session, transaction, authenticator=client, destination=destination)
             )
+        if command.get("time_limit"):
+            leg.time_limit = float(command["time_limit"])
         timeout = float(command.get("timeout") or 60)
         leg.timeout = self.clock.call_later(timeout, lambda: leg.hangup("no-answer"))
 

@@ -46,7 +46,8 @@ Events (fields beyond the envelope):
 
 Call-control commands (the SIP engine):
     originate     target: {"extension": E, "account": A} | {"number": N} (through the
-                  trunk) | {"uri": U}; from: {"user", "display_name"}; timeout (seconds).
+                  trunk) | {"uri": U}; from: {"user", "display_name"}; timeout (seconds);
+                  time_limit (seconds from the answer, optional: then the leg is hung up).
                   Its `call` is the new leg's id, chosen by the worker, with seq 1.
     hold, resume  re-INVITE the peer with a=sendonly / a=sendrecv; with `music: true`
                   instead play it music on hold (no re-INVITE) and keep its audio

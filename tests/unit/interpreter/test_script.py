@@ -554,3 +554,28 @@ def test_bad_in_call_options_are_refused_with_the_rule(value: str) -> None:
 
     with pytest.raises(TwimlError, match="voiceInCallOptions"):
         parser.parse(f'<Response><Dial voiceInCallOptions="{value}">101</Dial></Response>')
+
+
+def test_hangup_on_star_ends_the_dialled_call_and_goes_on() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(),
+        '<Response><Dial hangupOnStar="true" timeLimit="30">101</Dial><Say>x</Say></Response>',
+    )
+    (leg,) = originates(actions)
+    assert leg.time_limit == 30
+    assert hangups(call.send(script.Pressed(digit="*", at=1.0))) == []  # not answered yet
+    call.send(script.DialAnswered(ref=leg.ref, child=leg.child, at=2.0))
+    assert hangups(call.send(script.Pressed(digit="1", at=3.0))) == []
+    assert hangups(call.send(script.Pressed(digit="*", at=4.0))) == [leg.child]
+    actions = call.send(
+        script.DialEnded(ref=leg.ref, child=leg.child, status="completed", duration=2, at=4.1)
+    )
+    assert [c["type"] for c in commands(actions)] == ["say"]
+
+
+def test_star_without_hangup_on_star_does_nothing() -> None:
+    call = Call()
+    (leg,) = originates(call.reply(call.start(), "<Response><Dial>101</Dial></Response>"))
+    call.send(script.DialAnswered(ref=leg.ref, child=leg.child, at=2.0))
+    assert hangups(call.send(script.Pressed(digit="*", at=3.0))) == []

@@ -649,3 +649,22 @@ def test_a_pause_ends_after_its_length_unless_the_call_ends_first() -> None:
     h.deliver(in_dialog("BYE", ok, 2))
     h.clock.advance(5)
     assert h.event_types()[-1] == "hangup"
+
+
+def test_an_originated_leg_with_a_time_limit_ends_that_long_after_its_answer() -> None:
+    h = Harness(TrunkConfig(SipUri.parse("sip:127.0.0.1:5070")))
+    h.command(
+        "CA" + "7" * 32, "originate", target={"number": "+15551234"}, timeout=30, time_limit=5
+    )
+    (invite_,) = [m for m in h.wire.take() if isinstance(m, Request)]
+    ok = invite_.make_response(200, to_tag="far")
+    ok.headers.add("Contact", "<sip:carrier@127.0.0.1:5070>")
+    ok.headers.add("Content-Type", "application/sdp")
+    ok.body = sdp(7000)
+    h.deliver(ok, CARRIER)
+    assert h.event_types()[-1] == "answered"
+    h.wire.take()
+    h.clock.advance(4.9)
+    assert [m for m in h.wire.take() if isinstance(m, Request) and m.method == "BYE"] == []
+    h.clock.advance(0.2)
+    assert [m.method for m in h.wire.take() if isinstance(m, Request)] == ["BYE"]
