@@ -486,3 +486,28 @@ def test_callers_meet_in_a_conference_room(
         assert has_tone(tail, rate, other), office.platform.tail()
         levels = tone_levels(tail, rate, [own, other])
         assert levels[own] < levels[other] - 30
+
+
+def test_an_invalid_number_after_hash_plays_the_error_tone_and_goes_back(
+    office: Office, baresip_factory: BaresipFactory
+) -> None:
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    subscriber = baresip_factory(
+        "subscriber",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="subscriber", answermode="manual"),
+    )
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(1.0)
+    staff.send_digits("#12*#")
+    time.sleep(3.5)
+    subscriber.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
+    [recording] = staff.recordings()
+    samples, rate = read_wav(recording.dec)
+    # The SIT error tone's three frequencies, then the subscriber again.
+    assert all(has_tone(samples, rate, f) for f in (914, 1371, 1777)), office.platform.tail()
+    assert has_tone(samples[-int(1.5 * rate) :], rate, SUBSCRIBER_TONE)
+    assert office.trunk.received("INVITE") == []
