@@ -4,6 +4,7 @@
     python manage.py run        embedded PostgreSQL/Redis unless configured, then web,
                                 worker and media under supervision
     python manage.py web|worker|media|migrate|demo|check|simulate|number set
+    python manage.py rates import|export|assign|rerate, bill, totals, cdr    (billing)
 
 Configuration comes from the environment (see README.md, Configuration).
 """
@@ -20,11 +21,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from settings import LOOPBACK_NETWORKS, Settings
+
+if TYPE_CHECKING:
+    from store.database import Database
 
 log = logging.getLogger("manage")
 
@@ -429,6 +435,218 @@ def extension_set(
                 raise click.ClickException(str(error)) from error
             domain = sip_domain(conn, account_sid)
     click.echo(f"extension {saved.extension}@{domain} password: {password}")
+
+
+# ----------------------------------------------------------------------------- billing
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The database (embedded unless configured), migrated and open for the command."""
+    from store.database import Database
+    from store.migrate import migrate as apply_migrations
+
+    with _database_url(settings) as url:
+        apply_migrations(url)
+        with Database(url, max_size=2) as db:
+            yield db
+
+
+def _account_sid(settings: Settings, db: Database, account: str | None) -> str:
+    """--account, checked; without it the demo account (created if missing)."""
+    from provisioning.demo import ensure_demo
+    from store import accounts
+
+    with db.transaction() as conn:
+        if account is None:
+            return ensure_demo(
+                conn, settings.resolved_secret_key(), settings.public_url, settings.sip_host
+            ).account_sid
+        if accounts.get_account(conn, account) is None:
+            raise click.ClickException(f"no account {account}")
+    return account
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 date or time from the command line; UTC unless it says otherwise."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date: use ISO 8601 such as 2026-11-01 or 2026-11-01T08:00",
+            param_hint=name,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _period(since: str | None, until: str | None) -> tuple[datetime, datetime]:
+    """[since, until): by default from the first of this month (UTC) to now."""
+    now = datetime.now(UTC)
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = _moment(since, "--since") or month
+    end = _moment(until, "--until") or now
+    if end <= start:
+        raise click.BadParameter(f"{until} is not after {since}", param_hint="--until")
+    return start, end
+
+
+@cli.group()
+def rates() -> None:
+    """Rate decks: import and export them as CSV, assign them, re-rate a period."""
+
+
+@rates.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--deck", default=None, help="the deck's name (default: FILE without .csv)")
+@click.option("--account", default=None, help="also assign the deck to this AccountSid")
+def rates_import(file: Path, deck: str | None, account: str | None) -> None:
+    """Create or replace a rate deck from a CSV file (refused whole if any line is bad)."""
+    from billing import tariffs
+    from billing.ratefile import RateFileError
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"{file}: {error}") from error
+    with _database(_settings()) as db:
+        try:
+            saved, count = tariffs.import_rates(
+                db, text, file_name=str(file), deck=deck or file.stem, account_sid=account
+            )
+        except RateFileError as error:
+            click.echo(str(error), err=True)
+            raise click.ClickException(
+                f"{file}: {len(error.problems)} bad line(s); nothing was imported"
+            ) from error
+        except LookupError as error:
+            raise click.ClickException(str(error)) from error
+    assigned = f", assigned to {account}" if account else ""
+    click.echo(
+        f"rate deck {saved.name!r} ({saved.sid}): {count} rate(s) in {saved.currency}{assigned}"
+    )
+
+
+@rates.command("export")
+@click.option("--deck", default=None, help="the deck's name (default: the account's deck)")
+@click.option("--account", default=None, help="AccountSid (default: the demo account)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def rates_export(deck: str | None, account: str | None, output: Path | None) -> None:
+    """Write a rate deck as CSV (to stdout, or --output), in the format import reads."""
+    from billing import tariffs
+
+    settings = _settings()
+    with _database(settings) as db:
+        if deck is None:
+            deck = tariffs.account_deck_name(db, _account_sid(settings, db, account))
+            if deck is None:
+                raise click.ClickException("the account has no rate deck: name one with --deck")
+        try:
+            text = tariffs.export_rates(db, deck)
+        except LookupError as error:
+            raise click.ClickException(str(error)) from error
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+@rates.command("assign")
+@click.argument("deck")
+@click.option("--account", default=None, help="AccountSid (default: the demo account)")
+def rates_assign(deck: str, account: str | None) -> None:
+    """Rate the account's legs from DECK from now on."""
+    from billing import tariffs
+
+    settings = _settings()
+    with _database(settings) as db:
+        account_sid = _account_sid(settings, db, account)
+        try:
+            saved = tariffs.assign(db, account_sid, deck)
+        except LookupError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(f"{account_sid} is rated from {saved.name!r} ({saved.sid})")
+
+
+@rates.command("rerate")
+@click.option("--since", required=True, help="legs that started at or after (ISO 8601, UTC)")
+@click.option("--until", required=True, help="and before (ISO 8601, UTC)")
+@click.option("--account", default=None, help="only this AccountSid (default: every account)")
+@click.option("--dry-run", is_flag=True, help="report what would change; save nothing")
+def rates_rerate(since: str, until: str, account: str | None, dry_run: bool) -> None:
+    """Rate a period's legs again from the decks as they are now; report what changed."""
+    from billing import charging
+
+    start, end = _period(since, until)
+    with _database(_settings()) as db:
+        report = charging.rerate(db, since=start, until=end, account_sid=account, apply=not dry_run)
+    for line in report.lines():
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("sid")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document, for machines")
+def bill(sid: str, as_json: bool) -> None:
+    """Print the leg-by-leg bill of a call (CA...) or a conference (CF...)."""
+    from billing.bill import bill as read_bill
+
+    with _database(_settings()) as db:
+        try:
+            found = read_bill(db, sid)
+        except LookupError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(json.dumps(found.to_json(), indent=2) if as_json else found.text())
+
+
+@cli.command()
+@click.option("--account", default=None, help="AccountSid (default: the demo account)")
+@click.option("--since", default=None, help="ISO 8601, UTC (default: the first of this month)")
+@click.option("--until", default=None, help="ISO 8601, UTC, exclusive (default: now)")
+@click.option("--per-call", is_flag=True, help="a line per call instead of per day")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, for machines")
+def totals(
+    account: str | None, since: str | None, until: str | None, per_call: bool, as_json: bool
+) -> None:
+    """The account's totals per UTC day (or per call) and currency."""
+    from billing.bill import totals as read_totals
+
+    settings = _settings()
+    start, end = _period(since, until)
+    with _database(settings) as db:
+        rows = read_totals(db, _account_sid(settings, db, account), start, end, per_call=per_call)
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row.to_json()))
+            continue
+        flags = "".join(
+            f", {count} {what}"
+            for count, what in ((row.unrated, "unrated"), (row.pending, "pending"))
+            if count
+        )
+        who = f" {row.call_sid}" if row.call_sid else ""
+        money = f"{row.amount} {row.currency}" if row.currency else str(row.amount)
+        click.echo(f"{row.day}{who} {money} ({row.legs} leg(s){flags})")
+
+
+@cli.command()
+@click.option("--account", default=None, help="only this AccountSid (default: every account)")
+@click.option("--since", default=None, help="ISO 8601, UTC (default: the first of this month)")
+@click.option("--until", default=None, help="ISO 8601, UTC, exclusive (default: now)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def cdr(account: str | None, since: str | None, until: str | None, output: Path | None) -> None:
+    """Export call detail records (every ended leg with its charge) as CSV."""
+    from billing.cdr import write_cdr
+
+    start, end = _period(since, until)
+    with _database(_settings()) as db:
+        if output is None:
+            write_cdr(db, sys.stdout, since=start, until=end, account_sid=account)
+            return
+        with output.open("w", newline="") as out:
+            count = write_cdr(db, out, since=start, until=end, account_sid=account)
+    click.echo(f"{output}: {count} leg(s)", err=True)
 
 
 if __name__ == "__main__":

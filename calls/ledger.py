@@ -32,7 +32,13 @@ class CallWork:
         self.conn = conn
         self.call_sid = call_sid
         self.call = call
+        self._was_ended = call is not None and call.ended_at is not None
         self.after_commit: list[Callable[[], None]] = []
+
+    @property
+    def ended_now(self) -> bool:
+        """This work ended the call (so its leg is to be rated once it commits)."""
+        return not self._was_ended and self.call is not None and self.call.ended_at is not None
 
     def create(self, call: CallRow) -> CallRow:
         store_calls.insert_call(self.conn, call)

@@ -111,6 +111,7 @@ class ScriptRunner:
         public_url: str,
         secret_key: str,
         clock: Callable[[], float] = time.time,
+        rate: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.media = media
@@ -119,6 +120,8 @@ class ScriptRunner:
         self.public_url = public_url.rstrip("/")
         self.secret_key = secret_key
         self.clock = clock
+        # Called with a leg's sid once the transaction that ended it has committed.
+        self.rate = rate or (lambda _sid: None)
 
     # ---------------------------------------------------------------- entry points
 
@@ -155,6 +158,8 @@ class ScriptRunner:
 
     def _after(self, work: CallWork) -> None:
         self.media.flush(work.call_sid)
+        if work.ended_now:
+            self.rate(work.call_sid)
         for callback in work.after_commit:
             callback()
 

@@ -111,5 +111,6 @@ def build_context(app: Celery) -> Context:
         notify=notify,
         public_url=settings.public_url,
         secret_key=settings.resolved_secret_key(),
+        rate=lambda call_sid: app.send_task("worker.rate_leg", args=[call_sid]),
     )
     return Context(settings, db, runner, webhooks)

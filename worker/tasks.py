@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
 
+from billing import charging
 from media.protocol import ProtocolError, check_event
 from store import accounts
 
@@ -38,3 +40,27 @@ def register(app: Celery) -> None:
         result = ctx.webhooks.notify(url, method, params, token)
         if not result.ok:
             log.warning("status callback to %s failed: %s", url, result.error)
+
+    # ---- billing: rating a leg once it has ended (`calls` enqueues worker.rate_leg after
+    # the transaction that ended it commits). Idempotent (a leg's charge is keyed by its
+    # sid), so acknowledged only when done: a worker killed mid-rating loses nothing.
+    decks = charging.DeckCache()
+
+    @app.task(name="worker.rate_leg", acks_late=True)
+    def rate_leg(call_sid: str) -> None:
+        charge = charging.rate_leg(context(app).db, call_sid, decks)
+        if charge is not None and charge.status == "unrated":
+            log.warning("leg %s is unrated: %s", call_sid, charge.reason)
+
+    # The sweep for legs whose rate_leg was never enqueued (a worker died between ending
+    # the call and enqueuing): rates every ended leg of the period that has no charge.
+    @app.task(name="worker.rate_ended_legs", acks_late=True)
+    def rate_ended_legs(since: str, until: str) -> None:
+        added = charging.rate_ended_legs(
+            context(app).db,
+            since=datetime.fromisoformat(since),
+            until=datetime.fromisoformat(until),
+            decks=decks,
+        )
+        if added:
+            log.warning("rated %d leg(s) whose rating had not been enqueued", added)

@@ -435,3 +435,21 @@ def test_waiting_for_a_moderator_plays_music_until_the_room_starts(
     later = [c["type"] for c in commands_of(db, waiting)][3:]
     assert later == ["resume", "tone"]  # music stops, then the join beep
     assert [c["StatusCallbackEvent"] for c in callbacks()].count("conference-start") == 1
+
+
+@responses.activate
+def test_every_leg_is_handed_to_rating_once_when_it_ends(simulator, db, account, number) -> None:
+    rated: list[str] = []
+    simulator.runner.rate = rated.append
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Dial>+14155550100</Dial><Hangup/></Response>",
+        content_type="text/xml",
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    with db.transaction() as conn:
+        [child] = [
+            c.sid for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
+        ]
+    assert sorted(rated) == sorted([sid, child])
