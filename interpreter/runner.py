@@ -72,6 +72,25 @@ _UNANSWERED_STATUS = {
 }
 
 
+def _leg_answered(call: CallRow, at: float) -> None:
+    call.status = "in-progress"
+    call.answered_at = _timestamp(at)
+
+
+def _leg_ended(call: CallRow, event: dict[str, Any]) -> int:
+    """Close a placed leg's row on its hangup; returns its answered seconds."""
+    at = event["at"]
+    if call.answered_at is not None:
+        call.status = "completed"
+        duration = max(0, round(at - call.answered_at.timestamp()))
+    else:
+        call.status = _UNANSWERED_STATUS.get(event["cause"], "failed")
+        duration = 0
+    call.ended_at = _timestamp(at)
+    call.end_reason = event["cause"]
+    return duration
+
+
 def _escape(text: str) -> str:
     return (
         text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
@@ -302,8 +321,7 @@ class ScriptRunner:
             case "ringing" if call.status == "queued":
                 call.status = "ringing"
             case "answered" if call.ended_at is None:
-                call.status = "in-progress"
-                call.answered_at = _timestamp(at)
+                _leg_answered(call, at)
                 signal = {"type": "signal.dial_answered", "ref": dial["ref"], "child": call.sid}
                 self._tell(work, parent, {**signal, "at": at})
                 if dial.get("employee"):
@@ -317,20 +335,12 @@ class ScriptRunner:
             case "hangup" if call.ended_at is None and self._flow_takes_hangup(work, event):
                 pass  # the transfer flow goes on without this employee
             case "hangup" if call.ended_at is None:
-                if call.answered_at is not None:
-                    status = "completed"
-                    duration = max(0, round(at - call.answered_at.timestamp()))
-                else:
-                    status = _UNANSWERED_STATUS.get(event["cause"], "failed")
-                    duration = 0
-                call.status = status
-                call.ended_at = _timestamp(at)
-                call.end_reason = event["cause"]
+                duration = _leg_ended(call, event)
                 signal = {
                     "type": "signal.dial_ended",
                     "ref": dial["ref"],
                     "child": call.sid,
-                    "status": status,
+                    "status": call.status,
                     "duration": duration,
                 }
                 self._tell(work, parent, {**signal, "at": at})
@@ -664,8 +674,7 @@ class ScriptRunner:
             case "ringing" if call.status == "queued":
                 call.status = "ringing"
             case "answered" if call.ended_at is None:
-                call.status = "in-progress"
-                call.answered_at = _timestamp(at)
+                _leg_answered(call, at)
                 self._tell(
                     work,
                     consult["employee"],
@@ -676,13 +685,7 @@ class ScriptRunner:
             case "hangup" if call.ended_at is None:
                 if call.script.get("transfer") and self._flow_takes_hangup(work, event):
                     return
-                call.status = (
-                    "completed"
-                    if call.answered_at
-                    else _UNANSWERED_STATUS.get(event["cause"], "failed")
-                )
-                call.ended_at = _timestamp(at)
-                call.end_reason = event["cause"]
+                _leg_ended(call, event)
                 self._tell(
                     work,
                     consult["employee"],

@@ -78,9 +78,10 @@ def join(
 ) -> None:
     """The call joins (or rejoins) the conference."""
     conn.execute(
+        # clock_timestamp(), not now(): several joins in one transaction keep their order.
         """INSERT INTO conference_participants
-               (conference_sid, call_sid, role, number, is_controller)
-           VALUES (%s, %s, %s, %s, %s)
+               (conference_sid, call_sid, role, number, is_controller, joined_at)
+           VALUES (%s, %s, %s, %s, %s, clock_timestamp())
            ON CONFLICT (conference_sid, call_sid) DO UPDATE SET left_at = NULL""",
         (sid, call_sid, role, number, controller),
     )
@@ -89,7 +90,7 @@ def join(
 
 def leave(conn: psycopg.Connection, sid: str, call_sid: str) -> None:
     cursor = conn.execute(
-        """UPDATE conference_participants SET left_at = now(), is_controller = false
+        """UPDATE conference_participants SET left_at = clock_timestamp(), is_controller = false
            WHERE conference_sid = %s AND call_sid = %s AND left_at IS NULL""",
         (sid, call_sid),
     )
@@ -114,13 +115,14 @@ def set_controller(conn: psycopg.Connection, sid: str, call_sid: str) -> None:
 def close(conn: psycopg.Connection, sid: str, reason: str) -> None:
     """End the conference: every participant still in it leaves now."""
     cursor = conn.execute(
-        """UPDATE conferences SET status = 'completed', ended_at = now(), end_reason = %s
+        """UPDATE conferences
+           SET status = 'completed', ended_at = clock_timestamp(), end_reason = %s
            WHERE sid = %s AND ended_at IS NULL""",
         (reason, sid),
     )
     if cursor.rowcount:
         conn.execute(
-            """UPDATE conference_participants SET left_at = now()
+            """UPDATE conference_participants SET left_at = clock_timestamp()
                WHERE conference_sid = %s AND left_at IS NULL""",
             (sid,),
         )

@@ -6,6 +6,9 @@ proven by the tones each phone recorded.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from billing import tariffs
 from provisioning.extensions import set_extension
 from store import bins, conferences, extensions, numbers
 from store import calls as store_calls
@@ -100,6 +104,15 @@ def employee(factory: BaresipFactory, office: Office, ext: str, tone: int) -> Ba
     return phone
 
 
+def subscriber_phone(factory: BaresipFactory) -> Baresip:
+    """A caller from outside (no registration), playing the subscriber's tone."""
+    return factory(
+        "subscriber",
+        tone_hz=SUBSCRIBER_TONE,
+        account=Account(user="subscriber", answermode="manual"),
+    )
+
+
 def heard(phone: Baresip) -> tuple:
     [recording] = phone.recordings()
     samples, rate = read_wav(recording.dec)
@@ -115,11 +128,7 @@ def test_a_subscriber_reaches_the_employee_the_number_dials(
     office: Office, baresip_factory: BaresipFactory, db
 ) -> None:
     staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    subscriber = baresip_factory(
-        "subscriber",
-        tone_hz=SUBSCRIBER_TONE,
-        account=Account(user="subscriber", answermode="manual"),
-    )
+    subscriber = subscriber_phone(baresip_factory)
 
     subscriber.dial(f"sip:{office.number}@{office.address}")
     staff.wait_for("CALL_ESTABLISHED", timeout=20)
@@ -189,11 +198,7 @@ def test_an_employee_calls_out_through_the_trunk_with_the_accounts_number(
 def test_an_unregistered_extension_is_reported_to_the_script(
     office: Office, baresip_factory: BaresipFactory, db
 ) -> None:
-    subscriber = baresip_factory(
-        "subscriber",
-        tone_hz=SUBSCRIBER_TONE,
-        account=Account(user="subscriber", answermode="manual"),
-    )
+    subscriber = subscriber_phone(baresip_factory)
     subscriber.dial(f"sip:{office.number}@{office.address}")
     # Nobody registered as 101: the dial fails at once and the script ends the call.
     subscriber.wait_for("CALL_CLOSED", timeout=20)
@@ -218,11 +223,7 @@ def test_hash_consults_a_colleague_then_merges_everyone_into_a_conference(
 ) -> None:
     staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
     colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
-    subscriber = baresip_factory(
-        "subscriber",
-        tone_hz=SUBSCRIBER_TONE,
-        account=Account(user="subscriber", answermode="manual"),
-    )
+    subscriber = subscriber_phone(baresip_factory)
     subscriber.dial(f"sip:{office.number}@{office.address}")
     staff.wait_for("CALL_ESTABLISHED", timeout=20)
     subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
@@ -291,11 +292,7 @@ def test_hash_consults_a_colleague_then_merges_everyone_into_a_conference(
 def three_phones(office: Office, factory: BaresipFactory) -> tuple[Baresip, Baresip, Baresip]:
     staff = employee(factory, office, "101", EMPLOYEE_TONE)
     colleague = employee(factory, office, "102", COLLEAGUE_TONE)
-    subscriber = factory(
-        "subscriber",
-        tone_hz=SUBSCRIBER_TONE,
-        account=Account(user="subscriber", answermode="manual"),
-    )
+    subscriber = subscriber_phone(factory)
     subscriber.dial(f"sip:{office.number}@{office.address}")
     staff.wait_for("CALL_ESTABLISHED", timeout=20)
     subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
@@ -387,6 +384,14 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
         for ext, password in passwords.items():
             set_extension(conn, account.sid, ext, password)
         numbers.set_number(conn, account.sid, number, voice_url="http://127.0.0.1:9/unused")
+    tariffs.import_rates(
+        db,
+        "prefix,description,price_per_minute,connect_fee,increments,currency\n"
+        "1,North America,0.014,0,60/60,USD\n",
+        file_name="deck.csv",
+        deck=f"deck-{uuid.uuid4().hex[:8]}",
+        account_sid=account.sid,
+    )
     with PortAllocator() as ports:
         rtp = ports.block(64)
         platform = Platform(
@@ -416,6 +421,7 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
             carrier.hangup()
             staff.wait_for("CALL_CLOSED", timeout=15)
             colleague.wait_for("CALL_CLOSED", timeout=15)
+            bill = conference_bill(db, services, account.sid)
         finally:
             platform.stop()
     samples, rate = window(colleague, established, merged, ended)
@@ -425,6 +431,11 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
     heard_by_carrier, rate = read_wav(recording.dec)
     tail = heard_by_carrier[-int(2.5 * rate) :]
     assert has_tone(tail, rate, EMPLOYEE_TONE) and has_tone(tail, rate, COLLEAGUE_TONE)
+    # The bill of the conference (PRODUCT.md): the call to the number 101 dialled, and
+    # one leg per participant it added; rated by the worker as each leg ended.
+    lines = [(leg["number"], leg["role"], leg["status"]) for leg in bill["legs"]]
+    assert lines == [("+14155550100", "subscriber", "rated"), ("102", "employee", "free")], bill
+    assert bill["total"] == "0.0140" and bill["complete"] is True
 
 
 def test_registrations_survive_a_restart_of_the_media_node(
@@ -434,11 +445,7 @@ def test_registrations_survive_a_restart_of_the_media_node(
     time.sleep(0.5)  # the registration is written behind the 200 OK
     office.platform.restart_media()
     assert "1 phone registrations restored" in office.platform.logs["media"].read_text()
-    subscriber = baresip_factory(
-        "subscriber",
-        tone_hz=SUBSCRIBER_TONE,
-        account=Account(user="subscriber", answermode="manual"),
-    )
+    subscriber = subscriber_phone(baresip_factory)
     subscriber.dial(f"sip:{office.number}@{office.address}")
     staff.wait_for("CALL_ESTABLISHED", timeout=20)
     subscriber.hangup()
@@ -492,11 +499,7 @@ def test_an_invalid_number_after_hash_plays_the_error_tone_and_goes_back(
     office: Office, baresip_factory: BaresipFactory
 ) -> None:
     staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    subscriber = baresip_factory(
-        "subscriber",
-        tone_hz=SUBSCRIBER_TONE,
-        account=Account(user="subscriber", answermode="manual"),
-    )
+    subscriber = subscriber_phone(baresip_factory)
     subscriber.dial(f"sip:{office.number}@{office.address}")
     staff.wait_for("CALL_ESTABLISHED", timeout=20)
     subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
@@ -511,3 +514,31 @@ def test_an_invalid_number_after_hash_plays_the_error_tone_and_goes_back(
     assert all(has_tone(samples, rate, f) for f in (914, 1371, 1777)), office.platform.tail()
     assert has_tone(samples[-int(1.5 * rate) :], rate, SUBSCRIBER_TONE)
     assert office.trunk.received("INVITE") == []
+
+
+def conference_bill(db, services: Services, account_sid: str) -> dict:
+    """`manage.py bill CF... --json` of the account's conference once every leg is rated."""
+    deadline = time.monotonic() + 30
+    while True:
+        with db.transaction() as conn:
+            [room] = conn.execute(
+                "SELECT sid FROM conferences WHERE account_sid = %s", (account_sid,)
+            ).fetchall()
+            unrated = conn.execute(
+                """SELECT count(*) AS n FROM calls c LEFT JOIN charges ch ON ch.call_sid = c.sid
+                   WHERE c.account_sid = %s AND ch.call_sid IS NULL""",
+                (account_sid,),
+            ).fetchone()["n"]
+        if unrated == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bill", room["sid"], "--json"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=services.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
