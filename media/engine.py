@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from media.fetch import fetch_audio
 from media.plane import MediaPlane, run_inline
 from media.protocol import VERSION
 from media.rtp.stream import Endpoint, RtpStream, SocketEndpoint, StreamParameters
@@ -100,6 +101,8 @@ class EngineConfig:
     # lack, or on a second challenge for the same realm, instead of picking one.
     digest_algorithms: tuple[str, ...] = ("MD5",)
     recordings: Path = Path("var/recordings")
+    # Private networks `play` may fetch audio from (WEBHOOK_ALLOW_NETWORKS).
+    fetch_allow_networks: tuple[str, ...] = ()
     user_agent: str = "voice-engine"
 
 
@@ -390,6 +393,7 @@ class Engine:
             self._plane_event,
             recordings=config.recordings,
             run_blocking=run_blocking or _run_in_executor,
+            fetch=lambda url: fetch_audio(url, config.fetch_allow_networks),
             precise=isinstance(clock, LoopClock),
         )
         self.legs: dict[str, Leg] = {}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import urllib.request
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +35,8 @@ from media.audio.mixer import Mixer
 from media.audio.recorder import Recorder
 from media.audio.sources import Samples, Silence, Source, Tone, music_on_hold
 from media.audio.tts import synthesize
-from media.audio.wav import AudioError, load_audio
+from media.audio.wav import load_audio
+from media.fetch import fetch_audio
 from media.rtp.dtmf_detector import DtmfDetector
 from media.rtp.stream import RtpStream, StreamParameters
 from media.sip.clock import Clock, TimerHandle
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 TICK = 0.020
 SPIN = 0.002
 MAX_CATCH_UP = 5
-FETCH_TIMEOUT = 10.0
-FETCH_LIMIT = 50 * 1024 * 1024
 DTMF_FREQUENCIES = {
     "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
     "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
@@ -178,14 +176,14 @@ class MediaPlane:
         *,
         recordings: Path,
         run_blocking: RunBlocking = run_inline,
-        fetch: Callable[[str], bytes] | None = None,
+        fetch: Callable[[str], tuple[bytes, str]] | None = None,
         precise: bool = False,
     ) -> None:
         self.clock = clock
         self.emit = emit
         self.recordings = recordings
         self.run_blocking = run_blocking
-        self.fetch = fetch or fetch_url
+        self.fetch = fetch or fetch_audio
         # On a real clock the event loop wakes a timer up to a millisecond or two late,
         # unevenly: the tick is armed that much early and waits out the rest spinning,
         # so packets leave 20 ms apart (the price: up to `SPIN` of CPU per tick).
@@ -446,7 +444,7 @@ class MediaPlane:
                 url = item["url"]
                 if url.startswith("tone:"):
                     return [Tone.named(url[5:])]
-                return [self._loaded(("play", url), lambda: load_audio(self.fetch(url)), loop)]
+                return [self._loaded(("play", url), lambda: load_audio(*self.fetch(url)), loop)]
         log.warning("leg %s: prompt %r is not known", channel.leg, item.get("type"))
         return []
 
@@ -691,17 +689,3 @@ def _dtmf_tone(digit: str, ms: int = 100) -> NDArray[np.int16]:
     amplitude = 0.2 * 32767  # about -17 dBm0 per tone
     wave = amplitude * (np.sin(2 * math.pi * low * t) + np.sin(2 * math.pi * high * t))
     return wave.astype(np.int16)
-
-
-def fetch_url(url: str) -> bytes:
-    """Fetch a prompt's audio over HTTP(S) with a timeout and a size limit."""
-    if not url.startswith(("http://", "https://")):
-        raise AudioError(f"only http and https URLs can be played, not {url!r}")
-    request = urllib.request.Request(url, headers={"User-Agent": "voice-media"})
-    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
-        data = response.read(FETCH_LIMIT + 1)
-        content_type = response.headers.get("Content-Type", "")
-    if len(data) > FETCH_LIMIT:
-        raise AudioError(f"{url} is larger than {FETCH_LIMIT} bytes")
-    del content_type
-    return data

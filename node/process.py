@@ -67,6 +67,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         timers=TimerSettings(t1=settings.sip_t1, t2=settings.sip_t2, t4=settings.sip_t4),
         digest_algorithms=settings.sip_digest_algorithms,
         recordings=settings.var_dir / "recordings",
+        fetch_allow_networks=settings.webhook_allow_networks,
     )
 
 

@@ -93,6 +93,7 @@ class EngineHost:
             rtp_ports=rtp_ports,
             trunk=trunk_config,
             recordings=recordings or Path(tempfile.mkdtemp(prefix="interop-recordings-")),
+            fetch_allow_networks=("127.0.0.0/8",),
         )
 
         async def build() -> Engine:
