@@ -584,6 +584,8 @@ class ScriptRunner:
     def _apply_flow(self, work: CallWork, flow: dict[str, Any], effects: list) -> None:
         call = work.call
         call.script = {**call.script, "transfer": flow}
+        # Commands for each other call go in one transaction of that call, after ours.
+        others: dict[str, list[dict[str, Any]]] = {}
         for effect in effects:
             match effect:
                 case transfer.Note(kind="conference", data=data):
@@ -595,18 +597,22 @@ class ScriptRunner:
                     if call.ended_at is None:
                         work.send(command)
                 case transfer.Send(call=target, command=command):
-                    work.after_commit.append(
-                        lambda target=target, command=command: self._send_to(target, command)
-                    )
+                    if target not in others:
+                        others[target] = []
+                        work.after_commit.append(
+                            lambda target=target: self._send_to(target, *others[target])
+                        )
+                    others[target].append(command)
                 case transfer.EndCall(call=target):
                     work.after_commit.append(lambda target=target: self._hangup_call(target))
                 case transfer.Consult(child=child, dialled=dialled):
                     self._consult(work, child, dialled, flow)
 
-    def _send_to(self, call_sid: str, command: dict[str, Any]) -> None:
+    def _send_to(self, call_sid: str, *commands: dict[str, Any]) -> None:
         def change(work: CallWork) -> None:
             if work.call is not None and work.call.ended_at is None:
-                work.send(command)
+                for command in commands:
+                    work.send(command)
 
         work, _ = ledger.update(self.db, call_sid, change)
         self._after(work)
