@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 
 from billing import charging
 from media.protocol import ProtocolError, check_event
 from store import accounts
 
 log = logging.getLogger(__name__)
+
+SWEEP_DAYS = 7
 
 
 def register(app: Celery) -> None:
@@ -64,3 +67,13 @@ def register(app: Celery) -> None:
         )
         if added:
             log.warning("rated %d leg(s) whose rating had not been enqueued", added)
+
+    # A worker that starts sweeps the last week: legs whose rating task was lost (a worker
+    # died between ending a call and enqueuing) are rated now rather than never.
+    @worker_ready.connect(weak=False)
+    def sweep_on_start(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", app) is not app:
+            return
+        now = datetime.now(UTC)
+        since = now - timedelta(days=SWEEP_DAYS)
+        app.send_task("worker.rate_ended_legs", args=[since.isoformat(), now.isoformat()])

@@ -475,3 +475,15 @@ def test_cdr_export_and_totals_by_day_and_by_call(db, account, services, tmp_pat
     assert [(c["call_sid"], c["legs"], c["amount"]) for c in calls] == [
         (root, 2, "0.0280"), (missed, 1, "0.0000"), (other, 1, "0.1200"),
     ]  # fmt: skip
+
+
+def test_a_starting_worker_rates_the_legs_whose_task_was_lost(
+    db, account, services, workers, tmp_path
+) -> None:
+    import_deck(db, account.sid)
+    start = datetime.now(UTC) - timedelta(hours=5)
+    with db.transaction() as conn:
+        leg = add_leg(conn, account.sid, "+14155550100", 80, start=start)
+    workers.append(Worker(services, tmp_path / "worker.log"))
+    wait_until(lambda: charge_counts(db, [leg]) == {leg: 1}, 60, tmp_path / "worker.log", "sweep")
+    assert amounts(db, [leg]) == {leg: Decimal("0.0280")}
