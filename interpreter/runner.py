@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
 
+from billing import e164
 from calls import ledger, transfer
 from calls.ledger import CallWork
 from calls.media_client import MediaClient
@@ -629,7 +630,18 @@ class ScriptRunner:
                 else (employee.from_number)
             )
         else:
-            target = {"number": dialled}
+            number = self._e164(work, employee.account_sid, dialled)
+            if number is None:
+                # Not a number anyone can be called at: the employee goes back at once.
+                work.log("transfer", step="not_a_number", dialled=dialled)
+                self._tell(
+                    work,
+                    employee.sid,
+                    {"type": "signal.consult_ended", "call": child_sid, "at": self.clock()},
+                )
+                return
+            dialled = number
+            target = {"number": number}
             caller = self._account_number(work, employee.account_sid) or employee.from_number
         row = _call_row(
             CallInfo(
@@ -661,6 +673,15 @@ class ScriptRunner:
         store_calls.queue_media_command(work.conn, child_sid, 1, employee.media_node, command)
         work.log("consult_leg", child=child_sid, target=target)
         work.after_commit.append(lambda: self.media.flush(child_sid))
+
+    @staticmethod
+    def _e164(work: CallWork, account_sid: str, dialled: str) -> str | None:
+        """`dialled` in E.164 as the account's country reads it; None if it is no number."""
+        account = accounts.get_account(work.conn, account_sid)
+        try:
+            return e164.normalise(dialled, account.country if account else "US")
+        except e164.NotE164:
+            return None
 
     @staticmethod
     def _account_number(work: CallWork, account_sid: str) -> str | None:
@@ -727,6 +748,9 @@ class ScriptRunner:
             extension = extensions.get_extension(work.conn, parent.account_sid, name)
             if extension is not None or "client" in target:
                 target = {"extension": name, "account": parent.account_sid}
+            else:
+                # A number as dialled in the account's country goes out as E.164.
+                target = {"number": self._e164(work, parent.account_sid, name) or name}
         to = target.get("extension") or target.get("number") or target.get("uri") or ""
         child = CallInfo(
             sid=action.child,

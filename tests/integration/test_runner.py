@@ -453,3 +453,22 @@ def test_every_leg_is_handed_to_rating_once_when_it_ends(simulator, db, account,
             c.sid for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
         ]
     assert sorted(rated) == sorted([sid, child])
+
+
+@responses.activate
+def test_a_dialled_number_goes_out_in_e164_as_the_accounts_country_reads_it(
+    simulator, db, account, number
+) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Dial>(415) 555-0100</Dial></Response>",
+        content_type="text/xml",
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    with db.transaction() as conn:
+        [child] = [
+            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
+        ]
+    [originate] = commands_of(db, child.sid)
+    assert originate["target"] == {"number": "+14155550100"}
