@@ -9,7 +9,9 @@ and under queue names of its own, so sessions never see each other's data.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,10 +73,13 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def services() -> Iterator[Services]:
     from supervisor.embedded import EmbeddedPostgres, EmbeddedRedis
 
-    var_dir = tmp_path_factory.mktemp("var")
+    # Not under pytest's own temporary directories: pytest removes old ones when another
+    # session starts on the machine, which would pull the data directory out from under a
+    # running embedded PostgreSQL.
+    var_dir = Path(tempfile.mkdtemp(prefix="voice-test-var-"))
     postgres = redis = None
     admin_url = os.environ.get("TEST_DATABASE_URL")
     if not admin_url:
@@ -99,6 +104,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             redis.stop()
         if postgres is not None:
             postgres.stop()
+        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
