@@ -2,9 +2,10 @@
 
 Everything here is 8 kHz mono linear PCM in int16 numpy arrays, moved in 20 ms frames of
 160 samples, the unit the RTP side decodes and encodes. Sources produce frames (`sources`,
-`wav`, `tts`), `recorder` writes them, `level` measures them and `mixer` mixes every
-conference of a media node in one numpy pass per tick. No module reads a clock or touches
-a socket: the engine drives them tick by tick.
+from audio that `wav` loads and `tts` speaks, converted to 8 kHz by `resample`),
+`recorder` writes them, `level` measures them and `mixer` mixes every conference of a
+media node in one numpy pass per tick. No module reads a clock or touches a socket: the
+engine drives them tick by tick.
 
 Imports: the standard library, numpy and other modules of `media`; nothing from the rest
 of the repository.

@@ -1,4 +1,11 @@
-"""Recording a leg to a WAV file (8 kHz, 16-bit mono), as <Record> asks for."""
+"""Recording a leg to a WAV file (8 kHz, 16-bit mono), as <Record> asks for.
+
+The recording ends on `max_length_s` of audio, or on `silence_timeout_s` of unbroken
+silence counted from its start (TwiML's ``timeout``: a caller who never speaks is cut
+off too), or when the engine calls `finish` for its own reasons (a key, a hang-up).
+With `trim_silence` (TwiML's ``trim="trim-silence"``) the silence before the first and
+after the last frame of sound is left out of the file.
+"""
 
 from __future__ import annotations
 
@@ -8,56 +15,75 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from media.audio import FRAME, RATE
-from media.audio.level import SILENCE_DBFS, dbfs
+from media.audio import RATE
+from media.audio.level import SILENCE_DBFS, is_silent
 from media.audio.wav import write_wav
+
+MAX_LENGTH = "max_length"
+SILENCE = "silence"
 
 
 @dataclass(frozen=True, slots=True)
 class RecordingResult:
     path: Path
     duration_s: float
+    """Length of the audio written, after trimming."""
     reason: str
 
 
 class Recorder:
-    """Takes frames with `feed` until `finish`; `feed` says when a limit ends it."""
+    """Takes frames with `feed` until `finish`; `feed` says when a limit ends it.
+
+    A `silence_timeout_s` of 0 or less never ends the recording on silence.
+    """
 
     def __init__(
         self,
-        path: Path,
-        *,
+        path: str | Path,
         max_length_s: float,
         silence_timeout_s: float,
         trim_silence: bool = True,
         silence_dbfs: float = SILENCE_DBFS,
     ) -> None:
+        if max_length_s <= 0:
+            raise ValueError(f"max_length_s must be more than 0, not {max_length_s}")
         self.path = Path(path)
-        self.max_frames = max(1, round(max_length_s * RATE / FRAME))
-        self.silence_frames = max(1, round(silence_timeout_s * RATE / FRAME))
+        self.max_samples = round(max_length_s * RATE)
+        self.silence_samples = round(silence_timeout_s * RATE) if silence_timeout_s > 0 else None
         self.trim_silence = trim_silence
         self.silence_dbfs = silence_dbfs
-        self.frames: list[NDArray[np.int16]] = []
-        self.loud: list[bool] = []
-        self.quiet_run = 0
+        self._pcm = bytearray()
+        self._sound: tuple[int, int] | None = None  # first and end sample with sound
+        self._quiet_since = 0
+
+    @property
+    def recorded_samples(self) -> int:
+        """Samples taken so far, before any trimming."""
+        return len(self._pcm) // 2
 
     def feed(self, frame: NDArray[np.int16]) -> str | None:
-        self.frames.append(np.asarray(frame, dtype=np.int16))
-        loud = dbfs(frame) > self.silence_dbfs
-        self.loud.append(loud)
-        self.quiet_run = 0 if loud else self.quiet_run + 1
-        if len(self.frames) >= self.max_frames:
-            return "max_length"
-        if self.quiet_run >= self.silence_frames:
-            return "silence"
+        """Add a frame; `MAX_LENGTH` or `SILENCE` when that ends the recording."""
+        start = self.recorded_samples
+        frame = np.asarray(frame, dtype=np.int16)[: self.max_samples - start]
+        self._pcm += frame.astype("<i2").tobytes()
+        if not is_silent(frame, self.silence_dbfs):
+            first = start if self._sound is None else self._sound[0]
+            self._sound = (first, self.recorded_samples)
+            self._quiet_since = self.recorded_samples
+        if self.recorded_samples >= self.max_samples:
+            return MAX_LENGTH
+        if self.silence_samples is not None and (
+            self.recorded_samples - self._quiet_since >= self.silence_samples
+        ):
+            return SILENCE
         return None
 
     def finish(self, reason: str) -> RecordingResult:
-        frames = self.frames
+        """Write the file (creating its folder) and say how long it is."""
+        samples = np.frombuffer(bytes(self._pcm), dtype="<i2")
         if self.trim_silence:
-            loud = [i for i, flag in enumerate(self.loud) if flag]
-            frames = frames[loud[0] : loud[-1] + 1] if loud else []
-        samples = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+            first, end = self._sound or (0, 0)
+            samples = samples[first:end]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_wav(self.path, samples)
         return RecordingResult(self.path, len(samples) / RATE, reason)
