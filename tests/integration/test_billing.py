@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +33,7 @@ from store import conferences, extensions
 from store.calls import CallRow
 from store.charges import charge_revisions
 from store.sids import new_sid
+from tests.integration.processes import Worker
 
 pytestmark = pytest.mark.integration
 
@@ -126,31 +125,6 @@ def amounts(db, sids: list[str]) -> dict[str, Decimal]:
 
 
 # ----------------------------------------------------------------- real workers
-
-
-class Worker:
-    def __init__(self, services, log: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "worker", "--concurrency", "1"],
-            cwd=ROOT,
-            env=services.env(),
-            stdout=open(log, "ab"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        """kill -9 of the worker and the processes it forked, as a machine dying would."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture

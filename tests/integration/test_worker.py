@@ -6,10 +6,6 @@ real media node: commands on its queue, events to whichever worker takes them.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,6 +20,7 @@ from media.link import BrokerLink
 from media.simulated import SimulatedNode
 from store import bins, numbers
 from store import calls as store_calls
+from tests.integration.processes import Worker
 from worker.app import transport_options
 
 pytestmark = pytest.mark.integration
@@ -58,32 +55,6 @@ def node(services, tmp_path) -> Iterator[Node]:
     node = Node(services, tmp_path)
     yield node
     node.stop()
-
-
-class Worker:
-    def __init__(self, services, log: Path) -> None:
-        self.log = log
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "worker", "--concurrency", "1"],
-            cwd=ROOT,
-            env=services.env(WEBHOOK_ALLOW_NETWORKS="127.0.0.0/8"),
-            stdout=open(log, "ab"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        """kill -9 of the worker and the processes it forked, as a machine dying would."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 class Workers:

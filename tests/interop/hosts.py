@@ -20,7 +20,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from media.sip.clock import LoopClock
 from media.sip.digest import ha1
 from media.sip.registrar import Binding
 from media.sip.uri import SipUri
+from tests.interop.peers.ports import PortAllocator
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "127.0.0.1"
@@ -266,3 +268,23 @@ class Platform:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@contextmanager
+def running_platform(
+    services: Any, log_dir: Path, *, trunk_uri: str | None = None
+) -> Iterator[Platform]:
+    """A `Platform` on free SIP and RTP ports, stopped when the block ends."""
+    with PortAllocator() as ports:
+        rtp = ports.block(64)
+        platform = Platform(
+            services,
+            log_dir,
+            sip_port=ports.port(),
+            trunk_uri=trunk_uri,
+            rtp_ports=(rtp.first, rtp.last),
+        )
+        try:
+            yield platform
+        finally:
+            platform.stop()

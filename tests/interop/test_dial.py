@@ -23,9 +23,8 @@ from store import bins, conferences, extensions, numbers
 from store import calls as store_calls
 from tests.conftest import AccountCredentials, Services
 from tests.interop.conftest import BaresipFactory, SippFactory
-from tests.interop.hosts import Platform
+from tests.interop.hosts import Platform, running_platform
 from tests.interop.peers.baresip import Account, Baresip
-from tests.interop.peers.ports import PortAllocator
 from tests.interop.peers.sipp import Sipp, scenario
 from tests.interop.peers.tones import active_seconds, has_tone, read_wav, tone_levels
 
@@ -73,19 +72,8 @@ def office(
             voice_url=f"{services.settings().public_url}/bins/{script.sid}",
         )
     trunk = sipp(scenario("uas_trunk"), auto_answer=True, rtp_echo=True).start()
-    with PortAllocator() as ports:
-        rtp = ports.block(64)
-        platform = Platform(
-            services,
-            tmp_path,
-            sip_port=ports.port(),
-            trunk_uri=f"sip:{trunk.address}",
-            rtp_ports=(rtp.first, rtp.last),
-        )
-        try:
-            yield Office(platform, trunk, account, domain, number, passwords)
-        finally:
-            platform.stop()
+    with running_platform(services, tmp_path, trunk_uri=f"sip:{trunk.address}") as platform:
+        yield Office(platform, trunk, account, domain, number, passwords)
 
 
 def employee(factory: BaresipFactory, office: Office, ext: str, tone: int) -> Baresip:
@@ -392,38 +380,27 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
         deck=f"deck-{uuid.uuid4().hex[:8]}",
         account_sid=account.sid,
     )
-    with PortAllocator() as ports:
-        rtp = ports.block(64)
-        platform = Platform(
-            services,
-            tmp_path,
-            sip_port=ports.port(),
-            trunk_uri=f"sip:{carrier.sip_address}",
-            rtp_ports=(rtp.first, rtp.last),
-        )
-        try:
-            office = Office(platform, None, account, domain, number, passwords)  # type: ignore[arg-type]
-            staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-            colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
-            staff.dial(f"sip:+14155550100@{domain}")
-            carrier.wait_for("CALL_ESTABLISHED", timeout=20)
-            staff.wait_for("CALL_ESTABLISHED", timeout=20)
-            time.sleep(1.0)
-            staff.send_digits("#102#")
-            colleague.wait_for("CALL_ESTABLISHED", timeout=20)
-            established = time.monotonic()
-            time.sleep(2.0)
-            staff.send_digits("#")
-            time.sleep(1.0)
-            merged = time.monotonic()
-            time.sleep(3.0)
-            ended = time.monotonic()
-            carrier.hangup()
-            staff.wait_for("CALL_CLOSED", timeout=15)
-            colleague.wait_for("CALL_CLOSED", timeout=15)
-            bill = conference_bill(db, services, account.sid)
-        finally:
-            platform.stop()
+    with running_platform(services, tmp_path, trunk_uri=f"sip:{carrier.sip_address}") as platform:
+        office = Office(platform, None, account, domain, number, passwords)  # type: ignore[arg-type]
+        staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+        colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+        staff.dial(f"sip:+14155550100@{domain}")
+        carrier.wait_for("CALL_ESTABLISHED", timeout=20)
+        staff.wait_for("CALL_ESTABLISHED", timeout=20)
+        time.sleep(1.0)
+        staff.send_digits("#102#")
+        colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+        established = time.monotonic()
+        time.sleep(2.0)
+        staff.send_digits("#")
+        time.sleep(1.0)
+        merged = time.monotonic()
+        time.sleep(3.0)
+        ended = time.monotonic()
+        carrier.hangup()
+        staff.wait_for("CALL_CLOSED", timeout=15)
+        colleague.wait_for("CALL_CLOSED", timeout=15)
+        bill = conference_bill(db, services, account.sid)
     samples, rate = window(colleague, established, merged, ended)
     assert has_tone(samples, rate, SUBSCRIBER_TONE), platform.tail()
     assert has_tone(samples, rate, EMPLOYEE_TONE)

@@ -374,7 +374,7 @@ def test_a_phone_answers_a_gather_through_the_whole_platform(
     services, db, account, tmp_path: Path, baresip_factory: BaresipFactory
 ) -> None:
     from store import numbers
-    from tests.interop.hosts import Platform
+    from tests.interop.hosts import running_platform
 
     Customer.forms = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Customer)
@@ -388,25 +388,16 @@ def test_a_phone_answers_a_gather_through_the_whole_platform(
             voice_url=f"http://127.0.0.1:{server.server_address[1]}/voice",
             voice_method="POST",
         )
-    with PortAllocator() as ports:
-        rtp = ports.block(64)
-        platform = Platform(
-            services,
-            tmp_path,
-            sip_port=ports.port(),
-            trunk_uri=None,
-            rtp_ports=(rtp.first, rtp.last),
-        )
-        try:
+    try:
+        with running_platform(services, tmp_path) as platform:
             phone = caller(baresip_factory, "501", 440)
             phone.dial(f"sip:{number}@127.0.0.1:{platform.sip_port}")
             phone.wait_for("CALL_ESTABLISHED", timeout=20)
             time.sleep(1.0)  # into the prompt: the first digit barges in
             phone.send_digits("739")
             closed = phone.wait_for("CALL_CLOSED", timeout=30)
-        finally:
-            platform.stop()
-            server.shutdown()
+    finally:
+        server.shutdown()
     assert closed is not None
     actions = [form for form in Customer.forms if form["path"] == "/action"]
     assert [form["Digits"] for form in actions] == ["739"], platform.tail()

@@ -19,7 +19,13 @@ import pytest
 from store import bins, numbers
 from tests.conftest import AccountCredentials, Services
 from tests.interop.conftest import BaresipFactory, SippFactory
-from tests.interop.hosts import Bridge, EngineHost, Platform, answer_everything
+from tests.interop.hosts import (
+    Bridge,
+    EngineHost,
+    Platform,
+    answer_everything,
+    running_platform,
+)
 from tests.interop.peers.baresip import Account
 from tests.interop.peers.ports import PortAllocator
 from tests.interop.peers.sipp import scenario
@@ -208,21 +214,11 @@ def test_engine_holds_and_resumes_the_trunk(
 
 @pytest.fixture
 def platform(
-    services: Services, tmp_path: Path, ports: PortAllocator, sipp: SippFactory
+    services: Services, tmp_path: Path, sipp: SippFactory
 ) -> Iterator[tuple[Platform, object]]:
     trunk = sipp(scenario("uas_trunk"), auto_answer=True).start()
-    rtp = ports.block(64)
-    running = Platform(
-        services,
-        tmp_path,
-        sip_port=ports.port(),
-        trunk_uri=f"sip:{trunk.address}",
-        rtp_ports=(rtp.first, rtp.last),
-    )
-    try:
+    with running_platform(services, tmp_path, trunk_uri=f"sip:{trunk.address}") as running:
         yield running, trunk
-    finally:
-        running.stop()
 
 
 def test_unauthenticated_invite_to_an_external_number_is_refused(
