@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import select
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,14 +38,16 @@ from media.audio.sources import Samples, Silence, Source, Tone, music_on_hold
 from media.audio.tts import synthesize
 from media.audio.wav import load_audio
 from media.fetch import fetch_audio
+from media.rtp import g711
 from media.rtp.dtmf_detector import DtmfDetector
-from media.rtp.stream import RtpStream, StreamParameters
+from media.rtp.stream import RtpStream, SocketEndpoint, StreamParameters
 from media.sip.clock import Clock, TimerHandle
 
 log = logging.getLogger(__name__)
 
 TICK = 0.020
 SPIN = 0.002
+MAX_READS = 16  # datagrams per socket per tick
 MAX_CATCH_UP = 5
 DTMF_FREQUENCIES = {
     "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
@@ -105,6 +108,9 @@ class _Digit:
 
 
 _SILENT_FRAME = np.zeros(FRAME, dtype=np.int16)
+_FRAME_SHAPE = (FRAME,)
+_ENCODE_TABLES = {"PCMU": g711.PCMU_ENCODE_TABLE, "PCMA": g711.PCMA_ENCODE_TABLE}
+_DECODE_TABLES = {0: g711.PCMU_DECODE_TABLE, 8: g711.PCMA_DECODE_TABLE}
 
 
 @dataclass
@@ -153,6 +159,11 @@ class Channel:
         self.leg = leg
         self.stream: RtpStream | None = None
         self.input: NDArray[np.int16] | None = None
+        # When `input` was one packet's payload decoded: that payload and its codec, so a
+        # bridged leg with the same codec is sent the payload as it came (no re-encoding).
+        self.payload: bytes | None = None
+        self.payload_codec: str | None = None
+        self.polled = False  # its stream's sockets are in the plane's epoll
         self.prompts: deque[Prompt] = deque()
         self.collection: Collection | None = None
         self.recording: Recording | None = None
@@ -196,6 +207,10 @@ class MediaPlane:
         self._ticks = 0
         self.skipped_ticks = 0
         self._audio_cache: OrderedDict[tuple, NDArray[np.int16]] = OrderedDict()
+        # Legs on real sockets are polled together: one epoll for all of them, read only
+        # where something arrived (no failed read per idle socket per tick).
+        self._poller = select.epoll() if hasattr(select, "epoll") else None
+        self._polled: dict[int, tuple[Channel, RtpStream, bool]] = {}  # fd -> (.., is RTCP)
 
     # ------------------------------------------------------------------ legs
 
@@ -209,9 +224,29 @@ class MediaPlane:
     def attach(self, leg: str, stream: RtpStream) -> None:
         channel = self.channel(leg)
         if channel.stream is not None and channel.stream is not stream:
-            channel.stream.close(self.clock.now())
+            self._close_stream(channel)
         channel.stream = stream
         self._configure_inband(channel)
+        endpoint = stream.endpoint
+        if self._poller is not None and isinstance(endpoint, SocketEndpoint):
+            for sock, rtcp in ((endpoint.rtp, False), (endpoint.rtcp, True)):
+                if sock is not None:
+                    self._poller.register(sock.fileno(), select.EPOLLIN)
+                    self._polled[sock.fileno()] = (channel, stream, rtcp)
+            channel.polled = True
+
+    def _close_stream(self, channel: Channel) -> None:
+        stream = channel.stream
+        if stream is None:
+            return
+        endpoint = stream.endpoint
+        if self._poller is not None and isinstance(endpoint, SocketEndpoint):
+            for sock in (endpoint.rtp, endpoint.rtcp):
+                if sock is not None and self._polled.pop(sock.fileno(), None) is not None:
+                    self._poller.unregister(sock.fileno())
+        stream.close(self.clock.now())
+        channel.stream = None
+        channel.polled = False
 
     def update(self, leg: str, params: StreamParameters) -> None:
         channel = self.channels.get(leg)
@@ -252,9 +287,7 @@ class MediaPlane:
         channel.prompts.clear()
         self._unbridge(channel)
         self._leave(channel)
-        if channel.stream is not None:
-            channel.stream.close(self.clock.now())
-            channel.stream = None
+        self._close_stream(channel)
         if not self.channels and self._tick_timer is not None:
             self._tick_timer.cancel()
             self._tick_timer = None
@@ -609,28 +642,125 @@ class MediaPlane:
 
     def tick(self, now: float) -> None:
         channels = list(self.channels.values())
-        mixer = self.mixer
-        # 1. What each leg hears, sent first: a tick's receiving work varies, so sending
-        # before it keeps every leg's packets 20 ms apart. The audio passed between legs
-        # is what arrived in the previous tick (one frame of latency).
+        self._send(channels, now)
         for channel in channels:
-            out = self._output(channel)
-            if channel.stream is not None:
-                channel.stream.send(out, now)
             collection = channel.collection
             deadline = collection.deadline if collection is not None else None
             if deadline is not None and now >= deadline:
                 self._end_collection(channel, "timeout")
-        # 2. What each leg said.
+        self._receive(channels, now)
+        # 3. Every conference of the node at once, heard in the next tick.
+        if self.slots:
+            for slot, talking in self.mixer.tick():
+                member = self.slots.get(slot)
+                if member is not None:
+                    self.emit(
+                        member.leg,
+                        "talking",
+                        {"conference": member.conference, "talking": talking},
+                    )
+
+    def _send(self, channels: list[Channel], now: float) -> None:
+        """1. What each leg hears, sent first.
+
+        A tick's receiving work varies, so sending before it keeps every leg's packets
+        20 ms apart. The audio passed between legs is what arrived in the previous tick
+        (one frame of latency). Frames are encoded together, one numpy step per codec,
+        and a payload that only passes from one leg to another in the same codec is not
+        encoded at all.
+        """
+        streams: list[RtpStream] = []
+        payloads: list[Any] = []
+        batches: dict[str, list[int]] = {"PCMU": [], "PCMA": []}
+        for channel in channels:
+            out = self._output(channel)
+            stream = channel.stream
+            if stream is None:
+                continue
+            streams.append(stream)
+            if out is None:
+                payloads.append(None)
+                continue
+            codec = stream.params.codec
+            peer = channel.peer
+            if peer is not None and out is peer.input and peer.payload_codec == codec:
+                payloads.append(peer.payload)
+            elif out.shape == _FRAME_SHAPE and out.dtype == np.int16:
+                batches[codec].append(len(payloads))
+                payloads.append(out)
+            else:
+                payloads.append(stream._encode(out))
+        for codec, indices in batches.items():
+            if indices:
+                codes = _ENCODE_TABLES[codec][
+                    np.stack([payloads[index] for index in indices]).view(np.uint16)
+                ].tobytes()
+                for row, index in enumerate(indices):
+                    payloads[index] = codes[row * FRAME : (row + 1) * FRAME]
+        for stream, payload in zip(streams, payloads, strict=True):
+            stream.send_payload(payload, now)
+
+    def _receive(self, channels: list[Channel], now: float) -> None:
+        """2. What each leg said: datagrams in, then the frame due for playout."""
+        poller = self._poller
+        polled = self._polled
+        if poller is not None and polled:
+            # One datagram per ready socket per round; a socket with more stays ready for
+            # the next round. A flooded socket gets at most MAX_READS per tick; the kernel
+            # drops the rest.
+            for _ in range(MAX_READS):
+                events = poller.poll(0)
+                if not events:
+                    break
+                for fd, _mask in events:
+                    entry = polled.get(fd)
+                    if entry is None:
+                        continue
+                    channel, stream, rtcp = entry
+                    if channel.stream is not stream:
+                        continue
+                    endpoint: SocketEndpoint = stream.endpoint  # type: ignore[assignment]
+                    if rtcp:
+                        data = endpoint.read_rtcp()
+                        if data is not None:
+                            stream.take_rtcp(data, now)
+                        continue
+                    received = endpoint.read()
+                    if received is not None:
+                        presses = stream.take(received[0], received[1], now)
+                        for press in presses:
+                            self._digit(channel, press.digit, "rfc4733")
+        batches: dict[int, list[Channel]] = {0: [], 8: []}
         for channel in channels:
             stream = channel.stream
+            channel.payload = None
             if stream is None:
                 channel.input = None
                 continue
-            for press in stream.receive(now):
+            presses = stream.flush_events(now) if channel.polled else stream.receive(now)
+            for press in presses:
                 self._digit(channel, press.digit, "rfc4733")
-            frame = stream.frame(now)
-            channel.input = frame
+            audio = stream.next_audio(now)
+            if audio.__class__ is tuple:
+                channel.payload = audio[1]  # type: ignore[index]
+                batches[audio[0]].append(channel)  # type: ignore[index]
+            else:
+                channel.input = audio  # type: ignore[assignment]
+                channel.payload_codec = None
+        for payload_type, members in batches.items():
+            if members:
+                decoded = _DECODE_TABLES[payload_type][
+                    np.frombuffer(b"".join([member.payload for member in members]), np.uint8)  # type: ignore[misc]
+                ].reshape(len(members), FRAME)
+                codec = "PCMU" if payload_type == 0 else "PCMA"
+                for member, frame in zip(members, decoded, strict=True):
+                    member.input = frame
+                    member.payload_codec = codec
+        mixer = self.mixer
+        for channel in channels:
+            if channel.inband is None and channel.recording is None and channel.slot is None:
+                continue
+            frame = channel.input
             if frame is not None and channel.inband is not None:
                 for tone in channel.inband.process(frame):
                     self._digit(channel, tone.digit, "inband")
@@ -641,16 +771,6 @@ class MediaPlane:
                     self._finish_recording(channel, ended, "")
             if channel.slot is not None and frame is not None:
                 mixer.input[channel.slot] = frame
-        # 3. Every conference of the node at once, heard in the next tick.
-        if self.slots:
-            for slot, talking in mixer.tick():
-                member = self.slots.get(slot)
-                if member is not None:
-                    self.emit(
-                        member.leg,
-                        "talking",
-                        {"conference": member.conference, "talking": talking},
-                    )
 
     def _output(self, channel: Channel) -> NDArray[np.int16] | None:
         while channel.prompts:

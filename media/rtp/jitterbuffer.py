@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from media.rtp.packet import RtpPacket
-from media.rtp.sequence import Unwrapper
 
 # RFC 3550 appendix A.1: jumps larger than these are a restart, not reordering.
 _MAX_DROPOUT = 3000
@@ -53,13 +53,13 @@ class JitterBuffer:
         "_last_ts",
         "_max_transit",
         "_min_transit",
+        "_newest_seq",
+        "_newest_ts",
         "_next",
         "_offset",
         "_packets",
         "_puts",
-        "_seq",
         "_ssrc",
-        "_ts",
         "capacity",
         "clock_rate",
         "max_delay",
@@ -96,13 +96,13 @@ class JitterBuffer:
 
     def _restart(self, ssrc: int | None) -> None:
         self._ssrc = ssrc
-        self._seq = Unwrapper(16)
-        self._ts = Unwrapper(32)
-        self._packets: dict[int, tuple[RtpPacket, int]] = {}
+        self._newest_seq: int | None = None  # extended (unwrapped) sequence number
+        self._newest_ts: int | None = None  # extended timestamp
+        self._packets: dict[int, tuple[Any, int]] = {}
         self._next: int | None = None
         self._offset: float | None = None
         self._frame = self.clock_rate // 50
-        self._last_ext: int | None = None
+        self._last_ext = -2
         self._last_ts = 0
         self._puts = 0
         # Monotonic deques of (put index, transit): sliding-window minimum and maximum.
@@ -115,21 +115,34 @@ class JitterBuffer:
 
     def put(self, packet: RtpPacket, arrival: float) -> bool:
         """Store a packet that arrived at ``arrival``; False if it was dropped."""
+        return self.add(packet.ssrc, packet.sequence_number, packet.timestamp, packet, arrival)
+
+    def add(
+        self, ssrc: int, sequence_number: int, rtp_timestamp: int, item: Any, arrival: float
+    ) -> bool:
+        """`put` for a packet already taken apart: `pop` hands back ``item``.
+
+        Called for every packet of every leg, so the wrap-around arithmetic of
+        `media.rtp.sequence` and the window update are written out here, not called.
+        """
         stats = self.stats
         stats.received += 1
-        if packet.ssrc != self._ssrc:
+        if ssrc != self._ssrc:
             if self._ssrc is not None:
                 stats.restarts += 1
-            self._restart(packet.ssrc)
-        ext = self._seq.unwrap(packet.sequence_number)
-        if self._next is None:
+            self._restart(ssrc)
+        newest = self._newest_seq
+        if newest is None:
+            ext = sequence_number
             self._next = ext
         else:
-            ahead = ext - self._next
+            # Placed on the side of the newest sequence number it is closest to.
+            ext = newest + (((sequence_number - newest + 0x8000) & 0xFFFF) - 0x8000)
+            ahead = ext - self._next  # type: ignore[operator]
             if ahead < -_MAX_MISORDER or ahead > _MAX_DROPOUT:
                 stats.restarts += 1
-                self._restart(packet.ssrc)
-                ext = self._seq.unwrap(packet.sequence_number)
+                self._restart(ssrc)
+                ext = sequence_number
                 self._next = ext
             elif ahead < 0:
                 stats.late += 1
@@ -138,24 +151,34 @@ class JitterBuffer:
         if ext in packets:
             stats.duplicates += 1
             return False
-        timestamp = self._ts.unwrap(packet.timestamp)
+        newest = self._newest_seq
+        if newest is None or ext > newest:
+            self._newest_seq = ext
+        newest_ts = self._newest_ts
+        if newest_ts is None:
+            timestamp = self._newest_ts = rtp_timestamp
+        else:
+            timestamp = newest_ts + (
+                ((rtp_timestamp - newest_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            )
+            if timestamp > newest_ts:
+                self._newest_ts = timestamp
         oldest_kept = ext - self.capacity + 1
-        if oldest_kept > self._next:
+        if oldest_kept > self._next:  # type: ignore[operator]
             for key in [key for key in packets if key < oldest_kept]:
                 del packets[key]
                 stats.overflow += 1
             self._next = oldest_kept
-        packets[ext] = (packet, timestamp)
-        if self._last_ext is not None and ext == self._last_ext + 1:
+        packets[ext] = (item, timestamp)
+        rate = self.clock_rate
+        if ext == self._last_ext + 1:  # type: ignore[operator]
             step = timestamp - self._last_ts
-            if 0 < step <= self.clock_rate // 4:
+            if 0 < step <= rate // 4:
                 self._frame = step
         self._last_ext = ext
         self._last_ts = timestamp
-        self._adapt(arrival - timestamp / self.clock_rate)
-        return True
-
-    def _adapt(self, transit: float) -> None:
+        # The target delay: sliding-window minimum and maximum of the transit times.
+        transit = arrival - timestamp / rate
         index = self._puts
         self._puts = index + 1
         low = self._min_transit
@@ -172,7 +195,11 @@ class JitterBuffer:
         if high[0][0] <= expired:
             high.popleft()
         minimum = low[0][1]
-        target = min(self.max_delay, max(self.min_delay, high[0][1] - minimum))
+        target = high[0][1] - minimum
+        if target < self.min_delay:
+            target = self.min_delay
+        elif target > self.max_delay:
+            target = self.max_delay
         self.target_delay = target
         desired = minimum + target
         offset = self._offset
@@ -180,9 +207,10 @@ class JitterBuffer:
             self._offset = desired
         else:
             self._offset = max(desired, offset - self.max_step)
+        return True
 
-    def pop(self, now: float) -> RtpPacket | None:
-        """The next packet if it is due at ``now``; None if nothing is due.
+    def pop(self, now: float) -> Any:
+        """The next packet (or `add`'s item) if it is due at ``now``; None if nothing is due.
 
         Missing packets whose playout time has passed are skipped and counted as lost.
         Call until None to drain everything due.

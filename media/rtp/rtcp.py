@@ -444,6 +444,27 @@ class ReceiverStatistics:
 
     def update(self, sequence_number: int, timestamp: int, arrival: float) -> bool:
         """Account one received packet; False if it was not counted (probation, jump)."""
+        max_seq = self._max_seq
+        last_transit = self._last_transit
+        if (
+            last_transit is not None
+            and sequence_number == ((max_seq + 1) & 0xFFFF)  # type: ignore[operator]
+            and not self._probation
+        ):
+            # The common case, the next packet in order: A.1 and A.8 without the calls.
+            if sequence_number == 0:
+                self._cycles += _SEQ_MOD
+            self._max_seq = sequence_number
+            self._received += 1
+            last_timestamp = self._last_timestamp
+            unwrapped = last_timestamp + (
+                ((timestamp - last_timestamp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            )
+            transit = arrival * self.clock_rate - unwrapped
+            self._jitter += (abs(transit - last_transit) - self._jitter) / 16.0
+            self._last_transit = transit
+            self._last_timestamp = unwrapped
+            return True
         if not self._update_seq(sequence_number):
             return False
         self._received += 1

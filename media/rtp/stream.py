@@ -8,18 +8,22 @@ timer: time is passed in, so a test clock drives a stream exactly as the node cl
 
 Symmetric RTP (RFC 4961): we send from the port we receive on, to the address in the
 peer's SDP until the first packet of the negotiated payload types arrives from somewhere
-else; then we latch to that source (a phone behind NAT). A new offer/answer unlatches.
+else; then we latch to that source (a phone behind NAT) and connect the socket to it, so
+from then on the kernel drops datagrams from any other source, as Asterisk's strictrtp
+does (no injected audio or digits, no "RTP bleed"). A new offer/answer unlatches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import os
 import random
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,7 +32,7 @@ from numpy.typing import NDArray
 
 from media.rtp import g711
 from media.rtp.jitterbuffer import JitterBuffer
-from media.rtp.packet import RtpPacket, RtpParseError
+from media.rtp.packet import FIXED_HEADER_SIZE, RtpPacket, RtpParseError
 from media.rtp.rtcp import (
     Bye,
     ReceiverReport,
@@ -47,6 +51,7 @@ FRAME = 160
 RTCP_INTERVAL = 5.0
 MAX_DATAGRAMS_PER_TICK = 64
 _HEADER = struct.Struct("!BBHII")
+_FIELDS = struct.Struct("!xBHII")
 _SILENCE = {"PCMU": bytes([0xFF]) * FRAME, "PCMA": bytes([0xD5]) * FRAME}
 _DECODERS: dict[str, Callable[[bytes], NDArray[np.int16]]] = {
     "PCMU": g711.decode_pcmu,
@@ -74,6 +79,10 @@ class SocketEndpoint:
     def __init__(self, rtp: socket.socket, rtcp: socket.socket | None) -> None:
         self.rtp = rtp
         self.rtcp = rtcp
+        # The source the stream latched to: the RTP socket is connected to it, so the
+        # kernel drops datagrams from anywhere else (no RTP injection or "RTP bleed" from
+        # a third party) and sending and receiving skip the address on every packet.
+        self.connected: tuple[str, int] | None = None
 
     @classmethod
     def bind(cls, host: str, port: int) -> SocketEndpoint:
@@ -121,10 +130,54 @@ class SocketEndpoint:
     def receive_rtcp(self) -> list[tuple[bytes, tuple[str, int]]]:
         return self._drain(self.rtcp)
 
+    def read(self) -> tuple[bytes, tuple[str, int]] | None:
+        """One RTP datagram, when the caller knows the socket is readable, or None.
+
+        The media plane polls every leg's sockets at once and reads only the ready ones,
+        so a tick costs no failed read per idle socket.
+        """
+        try:
+            connected = self.connected
+            if connected is not None:
+                return self.rtp.recv(2048), connected
+            data, address = self.rtp.recvfrom(2048)
+        except OSError:  # nothing after all, or an ICMP error reported on this read
+            return None
+        return data, address[:2]
+
+    def read_rtcp(self) -> bytes | None:
+        """One RTCP datagram (see `read`), or None."""
+        try:
+            return self.rtcp.recv(2048) if self.rtcp is not None else None
+        except OSError:
+            return None
+
+    def connect(self, address: tuple[str, int]) -> None:
+        """Take datagrams only from ``address`` (the stream latched to it) and send there."""
+        try:
+            self.rtp.connect(address)
+        except OSError:
+            return
+        self.connected = address
+
+    def disconnect(self) -> None:
+        """Take datagrams from anywhere again (a new offer/answer: latch afresh)."""
+        if self.connected is None:
+            return
+        self.connected = None
+        # connect() to an AF_UNSPEC address dissolves a UDP association (connect(2));
+        # Python's socket.connect cannot express that address, so libc is called.
+        address = struct.pack("=H14x", socket.AF_UNSPEC)
+        _libc().connect(self.rtp.fileno(), address, len(address))
+
     def send(self, data: bytes, address: tuple[str, int]) -> None:
-        # A full buffer or a peer gone: RTP is best effort.
-        with contextlib.suppress(OSError):
-            self.rtp.sendto(data, address)
+        try:
+            if address is self.connected:
+                self.rtp.send(data)
+            else:
+                self.rtp.sendto(data, address)
+        except OSError:  # a full buffer or a peer gone: RTP is best effort
+            pass
 
     def send_rtcp(self, data: bytes, address: tuple[str, int]) -> None:
         if self.rtcp is None:
@@ -136,6 +189,11 @@ class SocketEndpoint:
         self.rtp.close()
         if self.rtcp is not None:
             self.rtcp.close()
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,16 +234,21 @@ class RtpStream:
         self._digits_out: list[RtpPacket] = []
         self._marker = True
         self._next_rtcp: float | None = None
+        self._pressing = False  # an RFC 4733 press is open: flush it if its end never comes
         self.configure(params)
 
     def configure(self, params: StreamParameters) -> None:
         """Take a new offer/answer result; a changed remote address unlatches."""
         old = getattr(self, "params", None)
         self.params = params
-        self.remote = params.remote
-        self.remote_rtcp = params.remote_rtcp
         if old is None or old.remote != params.remote:
+            # Until the first packet arrives, send where the SDP says.
+            self.remote = params.remote
+            self.remote_rtcp = params.remote_rtcp
             self.latched = False
+            disconnect = getattr(self.endpoint, "disconnect", None)
+            if disconnect is not None:
+                disconnect()
         self._encode = _ENCODERS[params.codec]
         self._decoders = {0: g711.decode_pcmu, 8: g711.decode_pcma}
         self._silence = _SILENCE[params.codec]
@@ -197,50 +260,102 @@ class RtpStream:
     # ------------------------------------------------------------------ receiving
 
     def receive(self, now: float) -> list[DigitPress]:
-        """Take in everything that arrived; returns the RFC 4733 presses completed."""
+        """Take in everything the endpoint has; returns the RFC 4733 presses completed."""
         presses: list[DigitPress] = []
-        events_in = self.events_in
         for data, source in self.endpoint.receive():
+            completed = self.take(data, source, now)
+            if completed:
+                presses.extend(completed)
+        presses.extend(self.flush_events(now))
+        for data, _source in self.endpoint.receive_rtcp():
+            self.take_rtcp(data, now)
+        return presses
+
+    def take(self, data: bytes, source: tuple[str, int], now: float) -> Sequence[DigitPress]:
+        """One RTP datagram from ``source``; returns the RFC 4733 presses it completed."""
+        presses: Sequence[DigitPress] = ()
+        if len(data) > FIXED_HEADER_SIZE and data[0] == 0x80:
+            # The common case (version 2, no padding, extension or CSRCs): no packet object.
+            second, sequence_number, timestamp, ssrc = _FIELDS.unpack_from(data)
+            pt = second & 0x7F
+            packet = None
+        else:
             try:
                 packet = RtpPacket.parse(data)
             except RtpParseError:
                 self.stats.ignored_packets += 1
-                continue
+                return presses
             pt = packet.payload_type
-            if events_in is not None and pt == events_in.payload_type:
-                presses.extend(events_in.receive(packet, now))
-            elif pt in (0, 8):
-                self.jitter.put(packet, now)
-                statistics = self.reception.get(packet.ssrc)
-                if statistics is None:
-                    if len(self.reception) > 8:
-                        self.reception.clear()
-                    statistics = self.reception[packet.ssrc] = ReceiverStatistics(packet.ssrc, 8000)
-                statistics.update(packet.sequence_number, packet.timestamp, now)
-            else:
+            sequence_number, timestamp, ssrc = packet.sequence_number, packet.timestamp, packet.ssrc
+        events_in = self.events_in
+        if events_in is not None and pt == events_in.payload_type:
+            try:
+                presses = events_in.receive(packet or RtpPacket.parse(data), now)
+            except RtpParseError:  # a malformed event payload
                 self.stats.ignored_packets += 1
-                continue
-            self.stats.received_packets += 1
-            if source != self.remote and not self.latched:
+                return presses
+            self._pressing = True
+        elif pt == 0 or pt == 8:
+            payload = data[FIXED_HEADER_SIZE:] if packet is None else packet.payload
+            self.jitter.add(ssrc, sequence_number, timestamp, (pt, payload), now)
+            statistics = self.reception.get(ssrc)
+            if statistics is None:
+                if len(self.reception) > 8:
+                    self.reception.clear()
+                statistics = self.reception[ssrc] = ReceiverStatistics(ssrc, 8000)
+            statistics.update(sequence_number, timestamp, now)
+        else:
+            self.stats.ignored_packets += 1
+            return presses
+        self.stats.received_packets += 1
+        if not self.latched:
+            if source != self.remote:
                 self.remote = source
                 self.remote_rtcp = (source[0], source[1] + 1)
                 self.stats.latched += 1
             self.latched = True
-        if events_in is not None:
-            presses.extend(events_in.flush(now))
-        for data, _source in self.endpoint.receive_rtcp():
-            self._rtcp_received(data, now)
+            connect = getattr(self.endpoint, "connect", None)
+            if connect is not None:
+                connect(self.remote)
         return presses
 
+    def flush_events(self, now: float) -> Sequence[DigitPress]:
+        """Presses whose end packets never came, closed once they have been idle long enough."""
+        if not self._pressing:
+            return ()
+        events_in = self.events_in
+        if events_in is None:
+            self._pressing = False
+            return ()
+        presses = events_in.flush(now)
+        self._pressing = events_in.pressing
+        return presses
+
+    def next_audio(self, now: float) -> tuple[int, bytes] | NDArray[np.int16] | None:
+        """The next 160 samples due for playout: still encoded, or decoded, or None.
+
+        When the packet due holds exactly one frame, it comes back as ``(payload type,
+        payload)`` so that the caller can decode the frames of all legs in one step (or
+        pass the payload on to a leg with the same codec untouched); anything else (other
+        packet times, leftovers) is decoded here.
+        """
+        if not len(self._pending):
+            item = self.jitter.pop(now)
+            if item is None:
+                return None
+            if len(item[1]) == FRAME:
+                return item  # type: ignore[no-any-return]
+            self._pending = self._decoders[item[0]](item[1])
+        return self.frame(now)
+
     def frame(self, now: float) -> NDArray[np.int16] | None:
-        """The next 160 samples due for playout, or None when nothing is."""
+        """The next 160 samples due for playout, decoded, or None when nothing is."""
         pending = self._pending
         while len(pending) < FRAME:
-            packet = self.jitter.pop(now)
-            if packet is None:
+            item = self.jitter.pop(now)
+            if item is None:
                 break
-            decode = self._decoders[packet.payload_type]
-            pending = np.concatenate((pending, decode(packet.payload)))
+            pending = np.concatenate((pending, self._decoders[item[0]](item[1])))
         if len(pending) < FRAME:
             self._pending = pending
             return None
@@ -266,31 +381,51 @@ class RtpStream:
     def sending_digits(self) -> bool:
         return bool(self._digits_out)
 
+    @property
+    def codec(self) -> str:
+        return self.params.codec
+
     def send(self, samples: NDArray[np.int16] | None, now: float) -> None:
         """Send one frame: `samples`, silence when None, or a queued digit packet."""
-        params = self.params
+        self.send_payload(self._encode(samples) if samples is not None else None, now)
+
+    def send_payload(self, payload: bytes | None, now: float) -> None:
+        """`send` for a frame already encoded in this stream's codec (None: silence)."""
         timestamp = self.timestamp
         if self._digits_out:
             self._send_digit_packet(now)
-        elif params.sends:
-            payload = self._encode(samples) if samples is not None else self._silence
-            self._send_rtp(params.payload_type, payload, timestamp)
+        elif self.params.sends:
+            if payload is None:
+                payload = self._silence
+            # `_send_rtp`, written out: this runs for every leg every 20 ms.
+            sequence = self.sequence
+            second = self.params.payload_type
+            if self._marker:
+                second |= 0x80
+                self._marker = False
+            self.endpoint.send(
+                _HEADER.pack(0x80, second, sequence, timestamp, self.ssrc) + payload, self.remote
+            )
+            self.sequence = (sequence + 1) & 0xFFFF
+            stats = self.stats
+            stats.sent_packets += 1
+            stats.sent_octets += len(payload)
         self.timestamp = (timestamp + FRAME) & 0xFFFFFFFF
-        if self._next_rtcp is None:
+        next_rtcp = self._next_rtcp
+        if next_rtcp is None or now >= next_rtcp:
             self._next_rtcp = now + RTCP_INTERVAL * random.uniform(0.5, 1.5)
-        elif now >= self._next_rtcp:
-            self._next_rtcp = now + RTCP_INTERVAL * random.uniform(0.5, 1.5)
-            self.send_report(now)
+            if next_rtcp is not None:
+                self.send_report(now)
 
     def _send_rtp(self, payload_type: int, payload: bytes, timestamp: int) -> None:
-        first = 0x80
         second = payload_type | (0x80 if self._marker else 0)
         self._marker = False
-        data = _HEADER.pack(first, second, self.sequence, timestamp, self.ssrc) + payload
+        data = _HEADER.pack(0x80, second, self.sequence, timestamp, self.ssrc) + payload
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.endpoint.send(data, self.remote)
-        self.stats.sent_packets += 1
-        self.stats.sent_octets += len(payload)
+        stats = self.stats
+        stats.sent_packets += 1
+        stats.sent_octets += len(payload)
 
     def _send_digit_packet(self, now: float) -> None:
         # All packets of one press share the timestamp of its first packet.
@@ -337,7 +472,8 @@ class RtpStream:
             packets.append(Bye([self.ssrc]))
         self.endpoint.send_rtcp(serialize_compound(packets), self.remote_rtcp)
 
-    def _rtcp_received(self, data: bytes, now: float) -> None:
+    def take_rtcp(self, data: bytes, now: float) -> None:
+        """One RTCP datagram: a sender report gives later report blocks their LSR/DLSR."""
         try:
             packets = parse_compound(data)
         except RtcpParseError:

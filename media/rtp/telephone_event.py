@@ -208,6 +208,11 @@ class TelephoneEventReceiver:
             ),
         )
 
+    @property
+    def pressing(self) -> bool:
+        """Whether a press is open (its end packets not yet seen)."""
+        return any(source.active is not None for source in self._sources.values())
+
     def flush(self, now: float) -> tuple[DigitPress, ...]:
         """Close presses idle for at least ``timeout`` seconds; pass ``math.inf`` at hangup."""
         completed: list[DigitPress] = []

@@ -1,0 +1,216 @@
+"""Streams on real loopback sockets inside the media plane: polling, latching, strict RTP.
+
+The plane reads only the sockets its epoll reports ready, connects a leg's RTP socket to
+the source it latched to (the kernel then drops anyone else's datagrams), and passes a
+payload between two legs of the same codec without re-encoding it.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media.plane import MAX_READS, MediaPlane
+from media.rtp import g711
+from media.rtp.stream import RtpStream, SocketEndpoint, StreamParameters
+from media.sip.clock import ManualClock
+
+
+def free_pair() -> int:
+    for port in range(41000, 42000, 2):
+        try:
+            SocketEndpoint.bind("127.0.0.1", port).close()
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+class Peer:
+    """A phone's RTP socket: sends packets to one leg, keeps what the leg sends back."""
+
+    def __init__(self, target: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()
+        self.target = ("127.0.0.1", target)
+        self.sequence = 0
+
+    def send(self, payload: bytes, pt: int = 0, ssrc: int = 0x1234) -> None:
+        header = struct.pack("!BBHII", 0x80, pt, self.sequence, self.sequence * 160, ssrc)
+        self.sequence += 1
+        self.sock.sendto(header + payload, self.target)
+
+    def received(self) -> list[tuple[int, bytes]]:
+        packets = []
+        while True:
+            try:
+                data = self.sock.recv(2048)
+            except BlockingIOError:
+                return packets
+            packets.append((data[1] & 0x7F, data[12:]))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Node:
+    def __init__(self, tmp_path: Path) -> None:
+        self.clock = ManualClock(1000.0)
+        self.events: list[tuple[str, str, dict]] = []
+        self.plane = MediaPlane(
+            self.clock,
+            lambda leg, kind, fields: self.events.append((leg, kind, fields)),
+            recordings=tmp_path,
+        )
+        self.streams: dict[str, RtpStream] = {}
+        self.peers: dict[str, Peer] = {}
+
+    def leg(self, name: str, codec: str = "PCMU") -> Peer:
+        port = free_pair()
+        endpoint = SocketEndpoint.bind("127.0.0.1", port)
+        peer = Peer(port)
+        stream = RtpStream(endpoint, self.params(peer.address, codec))
+        self.streams[name] = stream
+        self.peers[name] = peer
+        self.plane.attach(name, stream)
+        return peer
+
+    @staticmethod
+    def params(remote: tuple[str, int], codec: str = "PCMU") -> StreamParameters:
+        return StreamParameters(
+            remote=remote,
+            remote_rtcp=(remote[0], remote[1] + 1),
+            payload_type=0 if codec == "PCMU" else 8,
+            codec=codec,
+            telephone_event_pt=101,
+            sends=True,
+            receives=True,
+        )
+
+    def tick(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.clock.advance(0.02)
+
+    def close(self) -> None:
+        for name in list(self.streams):
+            self.plane.detach(name)
+        for peer in self.peers.values():
+            peer.close()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    node = Node(tmp_path)
+    yield node
+    node.close()
+
+
+def tone(frequency: float, frames: int) -> np.ndarray:
+    t = np.arange(160 * frames) / 8000
+    return (8000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+
+
+def test_a_bridged_payload_of_the_same_codec_arrives_untouched(node: Node) -> None:
+    a = node.leg("A")
+    b = node.leg("B")
+    assert node.plane.command("A", {"type": "bridge", "peer": "B"})
+    # Every code, 0x7F included (decoding and re-encoding would turn it into 0xFF).
+    payloads = [bytes((i * 160 + k) % 256 for k in range(160)) for i in range(12)]
+    for payload in payloads:
+        a.send(payload)
+        node.tick()
+    node.tick(10)
+    heard = [payload for pt, payload in b.received() if pt == 0]
+    start = heard.index(payloads[0])
+    assert heard[start : start + len(payloads)] == payloads
+
+
+def test_a_bridge_between_pcmu_and_pcma_transcodes(node: Node) -> None:
+    a = node.leg("A", "PCMU")
+    b = node.leg("B", "PCMA")
+    assert node.plane.command("A", {"type": "bridge", "peer": "B"})
+    sent = tone(1000, 25)
+    for index in range(25):
+        a.send(g711.encode_pcmu(sent[index * 160 : (index + 1) * 160]))
+        node.tick()
+    node.tick(10)
+    packets = b.received()
+    assert {pt for pt, _ in packets} == {8}
+    heard = g711.decode_pcma(b"".join(payload for _, payload in packets))
+    spectrum = np.abs(np.fft.rfft(heard.astype(float)))
+    assert abs(np.argmax(spectrum) * 8000 / len(heard) - 1000) < 10
+
+
+def test_after_latching_datagrams_from_anyone_else_are_dropped(node: Node) -> None:
+    a = node.leg("A")
+    stranger = Peer(a.target[1])
+    try:
+        a.send(bytes([0xFF]) * 160)
+        node.tick(2)
+        stream = node.streams["A"]
+        assert stream.latched and stream.remote == a.address
+        received = stream.stats.received_packets
+        # An injected digit and injected audio from another port never reach the leg.
+        stranger.send(bytes([1, 0x80, 0, 160]), pt=101, ssrc=0x9999)
+        stranger.send(bytes([0x00]) * 160, ssrc=0x9999)
+        node.tick(5)
+        assert stream.stats.received_packets == received
+        assert not [event for event in node.events if event[1] == "dtmf"]
+        # The leg still sends to the source it latched to, and only there.
+        assert a.received()
+        assert not stranger.received()
+    finally:
+        stranger.close()
+
+
+def test_a_new_offer_answer_latches_afresh(node: Node) -> None:
+    a = node.leg("A")
+    a.send(bytes([0xFF]) * 160)
+    node.tick(2)
+    moved = Peer(a.target[1])
+    try:
+        # A re-INVITE moved the peer's media: the socket takes datagrams from anywhere
+        # again and latches to whoever sends the negotiated payload types first.
+        node.plane.update("A", node.params(("127.0.0.1", 9)))
+        moved.send(bytes([0xFF]) * 160, ssrc=0x5555)
+        node.tick(2)
+        stream = node.streams["A"]
+        assert stream.latched and stream.remote == moved.address
+        node.tick(2)
+        assert moved.received()
+    finally:
+        moved.close()
+
+
+def test_a_malformed_event_packet_is_ignored_and_audio_keeps_flowing(node: Node) -> None:
+    a = node.leg("A")
+    b = node.leg("B")
+    assert node.plane.command("A", {"type": "bridge", "peer": "B"})
+    a.send(bytes([0xFF]) * 160)
+    a.send(b"\x01", pt=101)  # an RFC 4733 payload is 4 bytes
+    node.tick(3)
+    assert node.streams["A"].stats.ignored_packets == 1
+    b.received()
+    for _ in range(5):
+        a.send(bytes([0x01]) * 160)
+        node.tick()
+    node.tick(5)
+    assert any(payload == bytes([0x01]) * 160 for _, payload in b.received())
+
+
+def test_a_flooded_socket_is_read_at_most_max_reads_per_tick(node: Node) -> None:
+    a = node.leg("A")
+    for _ in range(MAX_READS * 3):
+        a.send(bytes([0xFF]) * 160)
+    node.tick()
+    stream = node.streams["A"]
+    assert stream.stats.received_packets == MAX_READS
+    node.tick()
+    assert stream.stats.received_packets == 2 * MAX_READS
