@@ -42,7 +42,7 @@ from store import accounts, bins, conferences, extensions, in_call_options, numb
 from store import calls as store_calls
 from store.calls import CallRow
 from store.database import Database
-from store.sids import is_sid, new_sid
+from store.sids import is_sid
 
 log = logging.getLogger(__name__)
 
@@ -821,7 +821,7 @@ class ScriptRunner:
                     at=at,
                 )
             case "record_done":
-                sid = new_sid("recording")
+                sid = script.recording_sid(work.call.sid, event["ref"])
                 store_calls.insert_recording(
                     work.conn,
                     sid,
@@ -841,6 +841,7 @@ class ScriptRunner:
                     digits=event["digits"],
                     reason=event["reason"],
                     at=at,
+                    channels=event.get("channels", 1),
                 )
             case "hangup":
                 return HungUp(cause=event["cause"], at=at)

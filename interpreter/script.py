@@ -135,6 +135,10 @@ class ScriptState:
     # The <Dial> in progress: {"ref", "pending": [sids], "answered": sid | None,
     # "answered_at", "failures": [statuses], "ringback": ref | None}.
     dial: dict[str, Any] | None = None
+    # <Dial record>'s recording: {"ref", "sid", "channels", "trim", "from", "started_at",
+    # "callback", "method", "events", "done": {sid, url, duration} | None}. Outlives the
+    # Dial (its record_done may come after the hang-up).
+    call_recording: dict[str, Any] | None = None
 
     @property
     def ended(self) -> bool:
@@ -214,6 +218,7 @@ class RecordDone:
     digits: str
     reason: str
     at: float
+    channels: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +365,7 @@ class _Step:
 
     state: ScriptState
     actions: list[Action] = field(default_factory=list)
+    now: float = 0.0  # the time of the event being processed
 
     def set(self, **changes: Any) -> None:
         self.state = replace(self.state, **changes)
@@ -384,7 +390,7 @@ def new_state(call: CallInfo) -> ScriptState:
 
 def step(state: ScriptState, event: Event) -> tuple[ScriptState, list[Action]]:
     """Apply one event to a script; return the new state and what the shell must do."""
-    work = _Step(state)
+    work = _Step(state, now=getattr(event, "at", 0.0) or 0.0)
     match event:
         case Start():
             _start(work)
@@ -685,6 +691,10 @@ def _record(work: _Step, record: Record) -> None:
 
 
 def _recorded(work: _Step, event: RecordDone) -> None:
+    recording = work.state.call_recording
+    if recording is not None and recording["ref"] == event.ref:
+        _call_recorded(work, recording, event)
+        return
     waiting = work.state.waiting
     if not _waiting_for(work.state, event.ref):
         return
@@ -710,6 +720,66 @@ def _recorded(work: _Step, event: RecordDone) -> None:
 def child_sid(parent: str, ref: str, index: int) -> str:
     """The sid of a <Dial> leg: derived, so that a replayed step makes the same one."""
     return "CA" + hashlib.md5(f"{parent}/{ref}/{index}".encode()).hexdigest()
+
+
+def recording_sid(call: str, ref: str) -> str:
+    """The sid of the recording a media command `ref` makes: known before it ends."""
+    return "RE" + hashlib.md5(f"{call}/{ref}".encode()).hexdigest()
+
+
+def _start_call_recording(work: _Step) -> None:
+    """<Dial record>: record what the caller says and hears (mixed, or two channels)."""
+    recording = work.state.call_recording
+    if recording is None or recording["started_at"] is not None:
+        return
+    work.command(
+        "record",
+        ref=recording["ref"],
+        max_length=recording["max_length"],
+        timeout=0,
+        finish_on_key="",
+        play_beep=False,
+        trim=recording["trim"],
+        mode="call",
+        channels=recording["channels"],
+    )
+    work.set(call_recording={**recording, "started_at": work.now})
+    work.note("record", recording_sid=recording["sid"], status="in-progress")
+    _recording_callback(work, work.state.call_recording, "in-progress", None)
+
+
+def _call_recorded(work: _Step, recording: dict[str, Any], event: RecordDone) -> None:
+    done = {"sid": event.recording_sid, "url": event.recording_url, "duration": event.duration}
+    work.set(call_recording={**recording, "done": done})
+    work.note("record", recording_sid=event.recording_sid, duration=event.duration)
+    status = "completed" if event.duration > 0 else "absent"
+    _recording_callback(work, work.state.call_recording, status, event)
+    dial = work.state.dial
+    if dial is not None and dial.get("result"):
+        _dial_finish(work, *dial["result"])
+
+
+def _recording_callback(
+    work: _Step, recording: dict[str, Any], status: str, event: RecordDone | None
+) -> None:
+    if not recording["callback"] or status not in recording["events"]:
+        return
+    call = work.state.call
+    params = {
+        "AccountSid": call.account_sid,
+        "CallSid": call.sid,
+        "RecordingSid": recording["sid"],
+        "RecordingStatus": status,
+        "RecordingChannels": str(recording["channels"]),
+        "RecordingSource": "DialVerb",
+        "RecordingTrack": "both",
+        "RecordingStartTime": formatdate(recording["started_at"], usegmt=True),
+        "ErrorCode": "0",
+    }
+    if event is not None:
+        params["RecordingUrl"] = event.recording_url
+        params["RecordingDuration"] = str(event.duration)
+    work.actions.append(Notify(recording["callback"], recording["method"], params))
 
 
 def _conference(work: _Step, dial: Dial, room: Conference) -> None:
@@ -794,6 +864,26 @@ def _dial(work: _Step, dial: Dial) -> None:
     if work.state.answered:
         ringback = f"{ref}-ringback"
         work.command("tone", ref=ringback, name="ringback")
+    if dial.record != "do-not-record":
+        record_ref = f"{ref}-record"
+        work.set(
+            call_recording={
+                "ref": record_ref,
+                "sid": recording_sid(call.sid, record_ref),
+                "channels": 2 if dial.record.endswith("-dual") else 1,
+                "trim": dial.trim == "trim-silence",
+                "max_length": dial.time_limit,
+                "started_at": None,
+                "callback": _resolve(work, dial.recording_status_callback)
+                if dial.recording_status_callback
+                else None,
+                "method": dial.recording_status_callback_method,
+                "events": list(dial.recording_status_callback_event),
+                "done": None,
+            }
+        )
+        if dial.record.startswith("record-from-ringing"):
+            _start_call_recording(work)
     work.set(
         dial={
             "ref": ref,
@@ -835,6 +925,7 @@ def _dial_answered(work: _Step, event: DialAnswered) -> None:
     _answer(work)
     work.command("bridge", peer=event.child)
     work.note("dial", answered=event.child)
+    _start_call_recording(work)
     for other in dial["pending"]:
         if other != event.child:
             work.actions.append(HangupCall(other))
@@ -861,10 +952,22 @@ def _dial_ended(work: _Step, event: DialEnded) -> None:
 
 def _dial_done(work: _Step, status: str, child: str, seconds: int) -> None:
     dial = work.state.dial
-    waiting = work.state.waiting
     assert dial is not None
     if dial["ringback"] and dial["answered"] is None:
         work.command("stop", ref=dial["ringback"])
+    recording = work.state.call_recording
+    if recording is not None and recording["started_at"] is not None and not recording["done"]:
+        # The action gets the recording's URL: it waits for the recording to be written.
+        work.command("stop", ref=recording["ref"])
+        work.set(dial={**dial, "result": [status, child, seconds]})
+        return
+    _dial_finish(work, status, child, seconds)
+
+
+def _dial_finish(work: _Step, status: str, child: str, seconds: int) -> None:
+    waiting = work.state.waiting
+    recording = work.state.call_recording
+    done = recording["done"] if recording is not None else None
     work.set(dial=None, waiting=None)
     work.note("dial", status=status, child=child, duration=seconds)
     if work.state.ended:
@@ -873,6 +976,10 @@ def _dial_done(work: _Step, status: str, child: str, seconds: int) -> None:
         extra = {"DialCallStatus": status, "DialCallSid": child}
         if status == "completed":
             extra["DialCallDuration"] = str(seconds)
+        if done is not None:
+            extra["RecordingUrl"] = done["url"]
+            extra["RecordingSid"] = done["sid"]
+            extra["RecordingDuration"] = str(done["duration"])
         _fetch(work, waiting.action, waiting.method, extra, "action")
         return
     _run(work)

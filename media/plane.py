@@ -147,6 +147,9 @@ class Recording:
     recorder: Any
     finish_on_key: str
     started: bool = False
+    # A call recording (<Dial record>): what the leg said and what it heard, mixed or
+    # (two channels) side by side, until `stop` or the hang-up.
+    call: bool = False
 
 
 # ---------------------------------------------------------------------- channels
@@ -164,6 +167,7 @@ class Channel:
         self.payload: bytes | None = None
         self.payload_codec: str | None = None
         self.polled = False  # its stream's sockets are in the plane's epoll
+        self.heard: NDArray[np.int16] | None = None  # sent this tick, for a call recording
         self.prompts: deque[Prompt] = deque()
         self.collection: Collection | None = None
         self.recording: Recording | None = None
@@ -315,6 +319,10 @@ class MediaPlane:
 
     def _cmd_stop(self, channel: Channel, command: dict[str, Any]) -> None:
         ref = command.get("ref")
+        recording = channel.recording
+        if recording is not None and ref is not None and recording.ref == ref:
+            self._finish_recording(channel, "stopped", "")
+            return
         for prompt in list(channel.prompts):
             if ref is None or prompt.ref == ref:
                 channel.prompts.remove(prompt)
@@ -342,13 +350,19 @@ class MediaPlane:
     def _cmd_record(self, channel: Channel, command: dict[str, Any]) -> None:
         self.recordings.mkdir(parents=True, exist_ok=True)
         path = self.recordings / f"{channel.leg}-{command['ref']}.wav"
+        call = command.get("mode") == "call"
         recorder = Recorder(
             path,
             max_length_s=float(command.get("max_length", 3600)),
-            silence_timeout_s=float(command.get("timeout", 5)),
-            trim_silence=bool(command.get("trim", True)),
+            silence_timeout_s=float(command.get("timeout", 0 if call else 5)),
+            trim_silence=bool(command.get("trim", not call)),
+            channels=2 if call and command.get("channels") == 2 else 1,
         )
-        channel.recording = Recording(command["ref"], recorder, command.get("finish_on_key", ""))
+        if channel.recording is not None:
+            self._finish_recording(channel, "stopped", "")
+        channel.recording = Recording(
+            command["ref"], recorder, command.get("finish_on_key", ""), call=call
+        )
         if command.get("play_beep", True):
             self._prompt(
                 channel,
@@ -560,6 +574,7 @@ class MediaPlane:
                 "duration": round(result.duration_s, 3),
                 "digits": digits,
                 "reason": reason,
+                "channels": recording.recorder.channels,
             },
         )
 
@@ -674,6 +689,8 @@ class MediaPlane:
         batches: dict[str, list[int]] = {"PCMU": [], "PCMA": []}
         for channel in channels:
             out = self._output(channel)
+            if channel.recording is not None:
+                channel.heard = out
             stream = channel.stream
             if stream is None:
                 continue
@@ -766,7 +783,17 @@ class MediaPlane:
                     self._digit(channel, tone.digit, "inband")
             recording = channel.recording
             if recording is not None and recording.started:
-                ended = recording.recorder.feed(frame if frame is not None else _SILENT_FRAME)
+                said = frame if frame is not None else _SILENT_FRAME
+                recorder = recording.recorder
+                if not recording.call:
+                    ended = recorder.feed(said)
+                else:
+                    heard = channel.heard if channel.heard is not None else _SILENT_FRAME
+                    if recorder.channels == 2:
+                        ended = recorder.feed_pair(said, heard)
+                    else:
+                        both = said.astype(np.int32) + heard
+                        ended = recorder.feed(np.clip(both, -32768, 32767).astype(np.int16))
                 if ended is not None:
                     self._finish_recording(channel, ended, "")
             if channel.slot is not None and frame is not None:

@@ -25,7 +25,10 @@ Commands (fields beyond the envelope):
     collect       ref, prompts: [say|play|pause without ref], finish_on_key ("" for none),
                   num_digits (null for any), timeout (first digit, seconds),
                   inter_digit_timeout (seconds), barge_in (a digit stops the prompts)
-    record        ref, max_length, timeout (silence, seconds), finish_on_key, play_beep, trim
+    record        ref, max_length, timeout (silence, seconds; 0: none), finish_on_key,
+                  play_beep, trim; mode: "call" (optional, <Dial record>) records what
+                  the leg says and what it hears, until `stop` with this ref or the
+                  hang-up, mixed or with channels: 2 (said on the left, heard on the right)
 
 Events (fields beyond the envelope):
     incoming      from, to, headers (dict, optional): a new call arrived at the node
@@ -35,7 +38,7 @@ Events (fields beyond the envelope):
     collected     ref, digits, reason: "finish_key" | "num_digits" | "timeout" | "hangup",
                   finish_key (the key that ended it, or null)
     record_done   ref, path, duration (seconds), digits, reason: "finish_key" |
-                  "max_length" | "silence" | "hangup"
+                  "max_length" | "silence" | "hangup" | "stopped", channels (1 or 2)
     hangup        cause: "remote" | "local" | "rejected" | "busy" | "no-answer" |
                   "canceled" | "failed", sip_code (optional)
     ringing       an originated leg is ringing (180/183)
@@ -57,7 +60,7 @@ Media commands (the media plane; audio is 8 kHz, moved in 20 ms frames):
     tone          ref, name: "dial" | "ringback" | "busy" | "error" | "beep",
                   duration (seconds, optional; without it the tone plays until `stop`)
     stop          ref (optional): end that prompt (or every prompt) now; its play_done
-                  follows
+                  follows. With the ref of a recording: end it; its record_done follows
     bridge        peer: the other leg (on this node); each hears the other, no mixer
     unbridge      undo `bridge`
     join          conference (a name, node-wide), muted, deaf, beep (tone to all on

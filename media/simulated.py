@@ -47,6 +47,8 @@ class SimulatedCall:
     answered: bool = False
     ended: bool = False
     commands: list[dict[str, Any]] = field(default_factory=list)
+    # A call recording (<Dial record>) in progress: its record command and start time.
+    recording: tuple[dict[str, Any], float] | None = None
 
 
 class SimulatedNode:
@@ -88,6 +90,7 @@ class SimulatedNode:
             call = self.calls[sid]
             if not call.ended:
                 call.ended = True
+                self._end_call_recording(call, "hangup")
                 self._event(call, "hangup", cause="remote")
 
     def execute(self, command: dict[str, Any]) -> None:
@@ -142,8 +145,12 @@ class SimulatedNode:
                 self._event(call, "answered")
             case "reject" | "hangup":
                 call.ended = True
+                self._end_call_recording(call, "hangup")
                 cause = "rejected" if command["type"] == "reject" else "local"
                 self._event(call, "hangup", cause=cause)
+            case "stop":
+                if call.recording is not None and call.recording[0]["ref"] == command.get("ref"):
+                    self._end_call_recording(call, "stopped")
             case "say" | "play" | "pause" | "send_dtmf":
                 self._advance(_prompt_seconds(command))
                 self._event(call, "play_done", ref=command["ref"], interrupted_by=None)
@@ -206,8 +213,36 @@ class SimulatedNode:
             finish_key=finish_key,
         )
 
+    def _end_call_recording(self, call: SimulatedCall, reason: str) -> None:
+        if call.recording is None:
+            return
+        command, started = call.recording
+        call.recording = None
+        seconds = round(self._now() - started, 3)
+        if reason == "stopped":
+            # Stopped when the dialled leg ended: in the simulation a dialled leg's whole
+            # life passes before the caller's commands about it run, so the recording
+            # gets the length that leg had.
+            seconds = max(seconds, DIALLED_SECONDS)
+        path = self.recordings / f"{call.sid}-{command['ref']}.wav"
+        _write_tone(path, 440.0, seconds, channels=command.get("channels", 1))
+        self._event(
+            call,
+            "record_done",
+            ref=command["ref"],
+            path=str(path),
+            duration=seconds,
+            digits="",
+            reason=reason,
+            channels=command.get("channels", 1),
+        )
+
     def _record(self, call: SimulatedCall, command: dict[str, Any]) -> None:
         self.recordings.mkdir(parents=True, exist_ok=True)
+        if command.get("mode") == "call":
+            # Records until `stop` or the hang-up, as the real plane does.
+            call.recording = (command, self._now())
+            return
         path = self.recordings / f"{call.sid}-{command['ref']}.wav"
         _write_tone(path, 440.0, RECORDING_SECONDS)
         self._advance(RECORDING_SECONDS)
@@ -241,11 +276,13 @@ def _prompt_seconds(prompt: dict[str, Any]) -> float:
     return 0.0
 
 
-def _write_tone(path: Path, frequency: float, seconds: float, rate: int = 8000) -> None:
+def _write_tone(
+    path: Path, frequency: float, seconds: float, rate: int = 8000, channels: int = 1
+) -> None:
     t = np.arange(math.ceil(seconds * rate)) / rate
-    samples = (np.sin(2 * np.pi * frequency * t) * 8000).astype("<i2")
+    samples = np.repeat((np.sin(2 * np.pi * frequency * t) * 8000).astype("<i2"), channels)
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(channels)
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(samples.tobytes())

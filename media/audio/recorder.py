@@ -1,4 +1,7 @@
-"""Recording a leg to a WAV file (8 kHz, 16-bit mono), as <Record> asks for.
+"""Recording a leg to a WAV file (8 kHz, 16-bit), as <Record> and <Dial record> ask for.
+
+A recorder is mono, or two channels fed one pair of frames at a time (`feed_pair`: a
+call recording with what the leg said on the left and what it heard on the right).
 
 The recording ends on `max_length_s` of audio, or on `silence_timeout_s` of unbroken
 silence counted from its start (TwiML's ``timeout``: a caller who never speaks is cut
@@ -44,6 +47,7 @@ class Recorder:
         silence_timeout_s: float,
         trim_silence: bool = True,
         silence_dbfs: float = SILENCE_DBFS,
+        channels: int = 1,
     ) -> None:
         if max_length_s <= 0:
             raise ValueError(f"max_length_s must be more than 0, not {max_length_s}")
@@ -52,20 +56,32 @@ class Recorder:
         self.silence_samples = round(silence_timeout_s * RATE) if silence_timeout_s > 0 else None
         self.trim_silence = trim_silence
         self.silence_dbfs = silence_dbfs
+        self.channels = channels
         self._pcm = bytearray()
         self._sound: tuple[int, int] | None = None  # first and end sample with sound
         self._quiet_since = 0
 
     @property
     def recorded_samples(self) -> int:
-        """Samples taken so far, before any trimming."""
-        return len(self._pcm) // 2
+        """Samples (per channel) taken so far, before any trimming."""
+        return len(self._pcm) // (2 * self.channels)
+
+    def feed_pair(self, left: NDArray[np.int16], right: NDArray[np.int16]) -> str | None:
+        """Add one frame per channel of a two-channel recording; as `feed`."""
+        start = self.recorded_samples
+        room = self.max_samples - start
+        pair = np.stack((left[:room], right[:room]), axis=1)
+        self._pcm += pair.astype("<i2").tobytes()
+        return self._after(start, np.concatenate((left[:room], right[:room])))
 
     def feed(self, frame: NDArray[np.int16]) -> str | None:
         """Add a frame; `MAX_LENGTH` or `SILENCE` when that ends the recording."""
         start = self.recorded_samples
         frame = np.asarray(frame, dtype=np.int16)[: self.max_samples - start]
         self._pcm += frame.astype("<i2").tobytes()
+        return self._after(start, frame)
+
+    def _after(self, start: int, frame: NDArray[np.int16]) -> str | None:
         if not is_silent(frame, self.silence_dbfs):
             first = start if self._sound is None else self._sound[0]
             self._sound = (first, self.recorded_samples)
@@ -83,7 +99,7 @@ class Recorder:
         samples = np.frombuffer(bytes(self._pcm), dtype="<i2")
         if self.trim_silence:
             first, end = self._sound or (0, 0)
-            samples = samples[first:end]
+            samples = samples[first * self.channels : end * self.channels]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_wav(self.path, samples)
-        return RecordingResult(self.path, len(samples) / RATE, reason)
+        write_wav(self.path, samples, channels=self.channels)
+        return RecordingResult(self.path, len(samples) / self.channels / RATE, reason)

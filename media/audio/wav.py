@@ -195,12 +195,15 @@ def _mp3_frame(data: bytes) -> bool:
     return len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0
 
 
-def write_wav(path: str | Path, samples: NDArray[np.int16], rate: int = RATE) -> None:
-    """Write `samples` as a 16-bit mono PCM WAV."""
+def write_wav(
+    path: str | Path, samples: NDArray[np.int16], rate: int = RATE, channels: int = 1
+) -> None:
+    """Write `samples` as a 16-bit PCM WAV (with `channels` > 1: interleaved frames)."""
     pcm = np.asarray(samples, dtype="<i2").tobytes()
+    block = 2 * channels
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
-        b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, PCM, 1, rate, rate * 2, 2, 16,
-        b"data", len(pcm),
+        b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, PCM, channels, rate, rate * block,
+        block, 16, b"data", len(pcm),
     )  # fmt: skip
     Path(path).write_bytes(header + pcm)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import wave
 from urllib.parse import parse_qs
 
 import pytest
@@ -302,6 +303,45 @@ def test_dial_rings_a_leg_bridges_it_and_reports_to_the_action(
     assert (dialled["DialCallStatus"], dialled["DialCallSid"]) == ("completed", child.sid)
     assert dialled["DialCallDuration"] == "5"
     assert parent.status == "completed"
+
+
+@responses.activate
+def test_dial_record_stores_the_recording_and_reports_it_to_action_and_callback(
+    simulator, db, account, number
+) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Dial action='/dialled' record='record-from-answer-dual' "
+        "recordingStatusCallback='/recording'>+14155550100</Dial></Response>",
+        content_type="text/xml",
+    )
+    responses.post(
+        f"{CUSTOMER}/dialled", body="<Response><Hangup/></Response>", content_type="text/xml"
+    )
+    responses.post(f"{CUSTOMER}/recording", body="")
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+
+    record = next(c for c in commands_of(db, sid) if c["type"] == "record")
+    assert (record["mode"], record["channels"]) == ("call", 2)
+    assert {"type": "stop", "ref": record["ref"]} in [
+        {k: c[k] for k in ("type", "ref") if k in c} for c in commands_of(db, sid)
+    ]
+    by_url = {call.request.url.rsplit("/", 1)[1]: form(call) for call in responses.calls}
+    callback, dialled = by_url["recording"], by_url["dialled"]
+    assert callback["RecordingStatus"] == "completed"
+    assert callback["RecordingChannels"] == "2" and callback["CallSid"] == sid
+    assert callback["RecordingDuration"] == "5"
+    assert dialled["DialCallStatus"] == "completed"
+    assert dialled["RecordingSid"] == callback["RecordingSid"]
+    assert dialled["RecordingUrl"] == callback["RecordingUrl"]
+    assert dialled["RecordingDuration"] == callback["RecordingDuration"]
+    with db.transaction() as conn:
+        stored = store_calls.find_recording(conn, account.sid, dialled["RecordingSid"])
+    assert stored is not None and stored["call_sid"] == sid
+    assert dialled["RecordingUrl"].endswith(f"/Recordings/{stored['sid']}")
+    with wave.open(stored["path"]) as recorded:
+        assert recorded.getnchannels() == 2
 
 
 @responses.activate

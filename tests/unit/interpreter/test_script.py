@@ -479,6 +479,85 @@ def test_answer_on_bridge_answers_the_caller_only_when_the_leg_answers() -> None
     assert [c["type"] for c in commands(actions)] == ["answer", "bridge"]
 
 
+def notifies(actions: list, url: str) -> list[dict[str, str]]:
+    return [a.params for a in actions if isinstance(a, Notify) and a.url == url]
+
+
+REC = "https://customer.example/rec"
+
+
+def test_dial_record_from_answer_dual_gives_the_action_and_callback_the_recording() -> None:
+    call = Call()
+    (leg,) = originates(
+        call.reply(
+            call.start(),
+            '<Response><Dial action="/after" record="record-from-answer-dual" '
+            'recordingStatusCallback="/rec" '
+            'recordingStatusCallbackEvent="in-progress completed">+15550123</Dial></Response>',
+        )
+    )
+    assert "record" not in [c["type"] for c in commands(call.actions)]
+    actions = call.send(script.DialAnswered(ref=leg.ref, child=leg.child, at=1010.0))
+    assert [c["type"] for c in commands(actions)] == ["stop", "bridge", "record"]
+    record = commands(actions)[2]
+    assert (record["mode"], record["channels"], record["timeout"], record["play_beep"]) == (
+        "call",
+        2,
+        0,
+        False,
+    )
+    sid = script.recording_sid(CALL.sid, record["ref"])
+    [progress] = notifies(actions, REC)
+    assert (progress["RecordingStatus"], progress["RecordingSid"]) == ("in-progress", sid)
+    assert progress["RecordingSource"] == "DialVerb" and progress["RecordingChannels"] == "2"
+    # The dialled party hangs up: the recording is stopped, and the action waits for it.
+    actions = call.send(
+        script.DialEnded(ref=leg.ref, child=leg.child, status="completed", duration=42, at=1052.0)
+    )
+    assert commands(actions) == [{"type": "stop", "ref": record["ref"]}]
+    assert fetches(actions) == []
+    url = f"https://platform.example/Recordings/{sid}"
+    actions = call.send(RecordDone(record["ref"], sid, url, 42, "", "stopped", 1052.1, 2))
+    [completed] = notifies(actions, REC)
+    assert (completed["RecordingStatus"], completed["RecordingUrl"]) == ("completed", url)
+    assert completed["RecordingDuration"] == "42"
+    (fetch,) = fetches(actions)
+    assert fetch.url == "https://customer.example/after"
+    assert fetch.params["DialCallStatus"] == "completed"
+    assert (fetch.params["RecordingUrl"], fetch.params["RecordingSid"]) == (url, sid)
+    assert fetch.params["RecordingDuration"] == "42"
+
+
+def test_dial_record_from_ringing_starts_at_once_and_outlives_a_hangup() -> None:
+    call = Call()
+    actions = call.reply(
+        call.start(),
+        '<Response><Dial record="record-from-ringing" recordingStatusCallback="/rec">'
+        "+15550123</Dial></Response>",
+    )
+    (leg,) = originates(actions)
+    [record] = [c for c in commands(actions) if c["type"] == "record"]
+    assert record["channels"] == 1 and notifies(actions, REC) == []  # only "completed"
+    call.send(script.DialAnswered(ref=leg.ref, child=leg.child, at=1010.0))
+    call.send(HungUp(cause="remote", at=1020.0))
+    sid = script.recording_sid(CALL.sid, record["ref"])
+    actions = call.send(RecordDone(record["ref"], sid, "u", 20, "", "hangup", 1020.0))
+    [completed] = notifies(actions, REC)
+    assert (completed["RecordingSid"], completed["RecordingStatus"]) == (sid, "completed")
+    assert fetches(actions) == []
+
+
+def test_dial_without_record_makes_no_recording() -> None:
+    call = Call()
+    (leg,) = originates(call.reply(call.start(), "<Response><Dial>+15550123</Dial></Response>"))
+    actions = call.send(script.DialAnswered(ref=leg.ref, child=leg.child, at=1010.0))
+    actions += call.send(
+        script.DialEnded(ref=leg.ref, child=leg.child, status="completed", duration=4, at=1014.0)
+    )
+    assert "record" not in [c["type"] for c in commands(actions)]
+    assert call.state.call_recording is None
+
+
 def test_the_caller_hanging_up_ends_the_dialled_legs() -> None:
     call = Call()
     legs = originates(call.reply(call.start(), DIAL_TWO))

@@ -426,3 +426,73 @@ def test_rtcp_sender_reports_go_out_every_few_seconds_and_a_bye_at_the_end(h: Ha
     assert [block.ssrc for block in first.reports] == [0x1111]  # what it received
     h.plane.detach("A")
     assert any(isinstance(packet, Bye) for packet in parse_compound(endpoint.rtcp[-1]))
+
+
+def converse(h: Harness, tones: dict[str, np.ndarray]) -> None:
+    """Each leg's peer sends its samples as PCMU, all in the same ticks."""
+    frames = min(len(samples) for samples in tones.values()) // 160
+    for index in range(frames):
+        for leg, samples in tones.items():
+            payload = g711.encode_pcmu(samples[index * 160 : (index + 1) * 160])
+            packet = RtpPacket(0, index, index * 160, hash(leg) & 0xFFFF, False, payload)
+            h.endpoints[leg].inbox.append((packet.serialize(), PEER))
+        h.clock.advance(0.02)
+
+
+def read_wav(path: str) -> tuple[int, np.ndarray]:
+    with wave.open(path) as recorded:
+        assert recorded.getframerate() == 8000
+        channels = recorded.getnchannels()
+        samples = np.frombuffer(recorded.readframes(recorded.getnframes()), "<i2")
+    return channels, samples.reshape(-1, channels)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_call_recording_holds_both_parties_until_stopped(h: Harness, channels: int) -> None:
+    h.leg("A")
+    h.leg("B")
+    h.command("A", "bridge", peer="B")
+    h.command(
+        "A",
+        "record",
+        ref="call",
+        max_length=3600,
+        timeout=0,
+        finish_on_key="",
+        play_beep=False,
+        trim=False,
+        mode="call",
+        channels=channels,
+    )
+    converse(h, {"A": tone(440, 3.0), "B": tone(1000, 3.0)})
+    h.press("A", "#")  # keys do not end a call recording
+    assert h.of("record_done") == []
+    h.command("A", "stop", ref="call")
+    [done] = h.of("record_done")
+    assert (done["ref"], done["reason"], done["channels"]) == ("call", "stopped", channels)
+    got, samples = read_wav(done["path"])
+    assert got == channels
+    assert done["duration"] == pytest.approx(len(samples) / 8000, abs=0.01)
+    assert done["duration"] == pytest.approx(3.1, abs=0.2)
+    middle = samples[4000:20000].astype(float)
+    if channels == 2:
+        # What A said on the left, what it heard (B) on the right.
+        assert peak(middle[:, 0]) == pytest.approx(440, abs=10)
+        assert peak(middle[:, 1]) == pytest.approx(1000, abs=10)
+    else:
+        spectrum = np.abs(np.fft.rfft(middle[:, 0] * np.hanning(len(middle))))
+        bins = {f: spectrum[round(f * len(middle) / 8000)] for f in (440, 1000, 700)}
+        assert bins[440] > 20 * bins[700] and bins[1000] > 20 * bins[700]
+        assert bins[440] == pytest.approx(bins[1000], rel=0.5)
+
+
+def test_a_call_recording_ends_with_reason_hangup_when_the_leg_goes(h: Harness) -> None:
+    h.leg("A")
+    h.command(
+        "A", "record", ref="call", max_length=3600, timeout=0, finish_on_key="",
+        play_beep=False, trim=False, mode="call",
+    )  # fmt: skip
+    h.run(1.0)
+    h.plane.detach("A")
+    [done] = h.of("record_done")
+    assert done["reason"] == "hangup" and done["duration"] == pytest.approx(1.0, abs=0.1)
