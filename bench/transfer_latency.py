@@ -11,7 +11,9 @@ capture we take
 - merge: from the end packet of the second `#` to the first packet the node sends the
   subscriber that carries 102's tone (the first mixed audio).
 
-Median and p99 over the runs (default 100; `--runs N`). Target: p99 50 ms each.
+Median and p99 over the runs (default 100; `--runs N`), after one warm-up run that is
+not counted (the first call of a fresh platform loads code and fills caches in every
+process). Each run also prints its own two numbers on stderr. Target: p99 50 ms each.
 Needs tcpdump, baresip and root (for the capture).
 """
 
@@ -201,7 +203,7 @@ def main() -> None:
         colleague = phone("102", COLLEAGUE_TONE, True)
         time.sleep(1.0)  # tcpdump is capturing
         windows = []
-        for _ in range(args.runs):
+        for _ in range(args.runs + 1):
             subscriber = phone("subscriber", SUBSCRIBER_TONE, False)
             start = time.time()
             subscriber.dial(f"sip:{number}@{address}")
@@ -231,7 +233,7 @@ def main() -> None:
         if postgres is not None:
             postgres.stop()
     packets = read_pcap(capture_file)
-    for start, end, subscriber_ports, staff_ports in windows:
+    for start, end, subscriber_ports, staff_ports in windows[1:]:  # after the warm-up
         run = [p for p in packets if start <= p[0] <= end]
         presses = hash_ends(run, staff_ports)
         if len(presses) < 3:  # "#", then "102#" ends with one, then "#"
@@ -243,6 +245,16 @@ def main() -> None:
             hold.append(music - first)
         if mixed is not None:
             merge.append(mixed - second)
+        print(
+            json.dumps(
+                {
+                    "run_at": round(start, 3),
+                    "hold_ms": round((music - first) * 1000, 1) if music else None,
+                    "merge_ms": round((mixed - second) * 1000, 1) if mixed else None,
+                }
+            ),
+            file=sys.stderr,
+        )
     print(
         json.dumps(
             {

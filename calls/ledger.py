@@ -34,6 +34,8 @@ class CallWork:
         self.call = call
         self._was_ended = call is not None and call.ended_at is not None
         self.after_commit: list[Callable[[], None]] = []
+        # The commands this work queued, (node, message): published as soon as it commits.
+        self.queued: list[tuple[str, dict[str, Any]]] = []
 
     @property
     def ended_now(self) -> bool:
@@ -52,12 +54,14 @@ class CallWork:
         call.next_command_seq += 1
         message = {"v": 1, "call": call.sid, "seq": seq, **command}
         store_calls.queue_media_command(self.conn, call.sid, seq, call.media_node, message)
+        self.queued.append((call.media_node, message))
         return seq
 
     def send_without_call(self, node: str, command: dict[str, Any]) -> None:
         """Answer a call that gets no row (e.g. to a number nobody owns): its only command."""
         message = {"v": 1, "call": self.call_sid, "seq": 1, **command}
         store_calls.queue_media_command(self.conn, self.call_sid, 1, node, message)
+        self.queued.append((node, message))
 
     def log(self, kind: str, **data: Any) -> None:
         call = self._require_call()

@@ -10,6 +10,7 @@ Celery worker and in `manage.py simulate`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -142,6 +143,7 @@ class ScriptRunner:
         self.clock = clock
         # Called with a leg's sid once the transaction that ended it has committed.
         self.rate = rate or (lambda _sid: None)
+        self._local = threading.local()
 
     # ---------------------------------------------------------------- entry points
 
@@ -165,7 +167,10 @@ class ScriptRunner:
 
     def drive(self, call_sid: str) -> None:
         """Apply whatever is ready for the call, fetch what it waits for, send the rest."""
-        self._after(ledger.apply_pending(self.db, call_sid, self._apply_event))
+        applied = ledger.apply_pending(self.db, call_sid, self._apply_event)
+        self._after(applied)
+        if not _waits_for_document(applied.call):
+            return  # nothing to fetch (checked again under the lock below when there is)
         # Each fetch is done under the call's lock, so a redelivered task or a concurrent
         # event never fetches the same document twice; the script's own limit on
         # fetches in a row (`script.MAX_FETCH_CHAIN`) ends a Redirect loop.
@@ -177,11 +182,23 @@ class ScriptRunner:
     # ------------------------------------------------------------------- internals
 
     def _after(self, work: CallWork) -> None:
-        self.media.flush(work.call_sid)
+        # This call's commands first, from memory; then what the work does to other
+        # calls (their commands go out the same way); then, once all of that is out,
+        # each outbox is settled (and anything a crashed worker left is sent).
+        nested = getattr(self._local, "unsettled", None)
+        unsettled: list[tuple[str, set[int]]] = [] if nested is None else nested
+        self._local.unsettled = unsettled
+        try:
+            unsettled.append((work.call_sid, self.media.publish(work.queued)))
+            for callback in work.after_commit:
+                callback()
+        finally:
+            self._local.unsettled = nested
         if work.ended_now:
             self.rate(work.call_sid)
-        for callback in work.after_commit:
-            callback()
+        if nested is None:
+            for call_sid, published in unsettled:
+                self.media.flush(call_sid, published)
 
     def _apply_event(self, work: CallWork, event: dict[str, Any]) -> None:
         if event["type"] == "incoming":
@@ -984,3 +1001,11 @@ class ScriptRunner:
             audio=result.kind == ReplyKind.AUDIO,
             at=self.clock(),
         )
+
+
+def _waits_for_document(call: CallRow | None) -> bool:
+    """Whether the call's script, as just committed, waits for a document to be fetched."""
+    if call is None:
+        return False
+    waiting = call.script.get("state", {}).get("waiting")
+    return bool(waiting) and waiting.get("kind") == "fetch"

@@ -1,11 +1,19 @@
 """The media plane of a node: every leg's audio, moved by one drift-free 20 ms clock.
 
-Each tick, for every leg (`Channel`): take in what arrived (RTP into the jitter buffer,
-RFC 4733 presses), play out the frame that is due, look for in-band digits when the peer
-negotiated no telephone-event, feed a recording; then mix all conferences of the node in
-one numpy pass; then send each leg its frame, chosen in this order: a prompt it is being
-played, music on hold, the other party of its bridge, its conference mix, silence. A leg
-with nothing to hear still gets silence, so carriers keep the call up.
+Each tick: mix all conferences of the node in one numpy pass (from what arrived in the
+last tick); send each leg its frame, chosen in this order: a prompt it is being played,
+music on hold, the other party of its bridge, its conference mix, silence; then, for
+every leg (`Channel`), take in what arrived (RTP into the jitter buffer, RFC 4733
+presses), play out the frame that is due, look for in-band digits when the peer
+negotiated no telephone-event, feed a recording. A leg with nothing to hear still gets
+silence, so carriers keep the call up. Sending comes first because a tick's receiving
+work varies; the packets of a leg leave 20 ms apart.
+
+Latency of what a leg hears when a command changes it: the frame goes out at once
+(`_send_early`) and the next tick skips that leg; a leg joining a conference is mixed at
+once with the last frame it sent, and every member gets the new mix then. Sockets are
+also read between ticks, every 5 ms (on nodes with up to SUBTICK_READ_LEGS legs), so a
+key press waits at most 5 ms.
 
 Ticks are scheduled at absolute times (start + n x 20 ms) on the engine's clock, never
 by sleeping per stream; a late tick is caught up at once, more than a few behind are
@@ -48,6 +56,11 @@ log = logging.getLogger(__name__)
 TICK = 0.020
 SPIN = 0.002
 MAX_READS = 16  # datagrams per socket per tick
+MAX_AHEAD = 3  # frames a leg may be sent ahead of the clock when what it hears changes
+# Up to this many legs the sockets are also read between ticks, every TICK / READS_PER_TICK,
+# so a key press waits at most 5 ms; beyond it those reads could delay a tick's sends.
+SUBTICK_READ_LEGS = 200
+READS_PER_TICK = 4
 MAX_CATCH_UP = 5
 DTMF_FREQUENCIES = {
     "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
@@ -168,6 +181,7 @@ class Channel:
         self.payload_codec: str | None = None
         self.polled = False  # its stream's sockets are in the plane's epoll
         self.heard: NDArray[np.int16] | None = None  # sent this tick, for a call recording
+        self.ahead = 0  # frames sent ahead of the clock (see `_send_early`)
         self.prompts: deque[Prompt] = deque()
         self.collection: Collection | None = None
         self.recording: Recording | None = None
@@ -207,6 +221,7 @@ class MediaPlane:
         self.mixer = Mixer()
         self.slots: dict[int, Channel] = {}
         self._tick_timer: TimerHandle | None = None
+        self._read_timer: TimerHandle | None = None
         self._start: float = 0.0
         self._ticks = 0
         self.skipped_ticks = 0
@@ -295,6 +310,9 @@ class MediaPlane:
         if not self.channels and self._tick_timer is not None:
             self._tick_timer.cancel()
             self._tick_timer = None
+        if not self.channels and self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
 
     # -------------------------------------------------------------- commands
 
@@ -380,6 +398,8 @@ class MediaPlane:
         self._leave(channel)
         self._leave(other)
         channel.peer, other.peer = other, channel
+        self._send_early(channel)
+        self._send_early(other)
 
     def _cmd_unbridge(self, channel: Channel, command: dict[str, Any]) -> None:
         self._unbridge(channel)
@@ -402,6 +422,9 @@ class MediaPlane:
             hold=channel.music is not None,
             coach_of=coach_of,
         )
+        if channel.input is not None:  # heard in the very next mix
+            self.mixer.input[channel.slot] = channel.input
+        self._mix_now(channel.conference)
         if command.get("beep"):
             for slot in self.mixer.members(channel.conference):
                 member = self.slots.get(slot)
@@ -429,6 +452,7 @@ class MediaPlane:
         channel.music = music_on_hold() if on else None
         if channel.slot is not None:
             self.mixer.set(channel.slot, hold=on)
+        self._send_early(channel)
 
     # ------------------------------------------------------------- internals
 
@@ -451,6 +475,8 @@ class MediaPlane:
                 on_done(channel, interrupted_by)
 
         channel.prompts.append(Prompt(ref, sources, done))
+        if len(channel.prompts) == 1:
+            self._send_early(channel)
 
     def _sources(self, channel: Channel, item: dict[str, Any]) -> list[Any]:
         loop = int(item.get("loop", 1) or 0)
@@ -654,9 +680,35 @@ class MediaPlane:
             self._tick_timer = self.clock.call_later(
                 max(0.0, due - self.clock.now()), self._on_tick
             )
+            if (
+                self._polled
+                and len(self.channels) <= SUBTICK_READ_LEGS
+                and self._read_timer is None
+            ):
+                self._schedule_read(1)
+
+    def _schedule_read(self, step: int) -> None:
+        at = self._start + (self._ticks + step / READS_PER_TICK) * TICK
+        self._read_timer = self.clock.call_later(
+            max(0.0, at - self.clock.now()), lambda: self._on_read(step)
+        )
+
+    def _on_read(self, step: int) -> None:
+        self._read_timer = None
+        try:
+            self._read_sockets(self.clock.now())
+        except Exception:
+            log.exception("media read failed")
+        if step + 1 < READS_PER_TICK and self.channels:
+            self._schedule_read(step + 1)
 
     def tick(self, now: float) -> None:
         channels = list(self.channels.values())
+        # 1. Every conference of the node at once, from what arrived in the last tick:
+        # mixed just before sending (one numpy pass, a fraction of a millisecond), so a
+        # leg that joined since then is heard in the mix and hears it in this tick.
+        if self.slots:
+            self._mix()
         self._send(channels, now)
         for channel in channels:
             collection = channel.collection
@@ -664,19 +716,52 @@ class MediaPlane:
             if deadline is not None and now >= deadline:
                 self._end_collection(channel, "timeout")
         self._receive(channels, now)
-        # 3. Every conference of the node at once, heard in the next tick.
-        if self.slots:
-            for slot, talking in self.mixer.tick():
-                member = self.slots.get(slot)
-                if member is not None:
-                    self.emit(
-                        member.leg,
-                        "talking",
-                        {"conference": member.conference, "talking": talking},
-                    )
+
+    def _send_early(self, channel: Channel) -> None:
+        """Send the leg the frame due at the next tick now: what it hears just changed.
+
+        A command (music on hold, a prompt, a new bridge, a conference join) arrives
+        between ticks; waiting for the next one would add up to 20 ms to every such
+        change. The next tick then skips this leg, so it still gets one packet per 20 ms
+        on average. Several changes in one interval send at most MAX_AHEAD frames ahead
+        (the peer's jitter buffer holds them until their time). Nothing is sent early
+        when the leg would only hear silence.
+        """
+        stream = channel.stream
+        if stream is None or channel.ahead >= MAX_AHEAD or not self._tick_timer:
+            return
+        out = self._output(channel)
+        if out is None:
+            return
+        if channel.recording is not None:
+            channel.heard = out
+        channel.ahead += 1
+        stream.send(out, self.clock.now())
+
+    def _mix_now(self, conference: str) -> None:
+        """Mix every conference now from the frames the next tick would mix, and send
+        the members of `conference` their new mix at once (see `_send_early`)."""
+        members = [
+            self.slots[slot] for slot in self.mixer.members(conference) if slot in self.slots
+        ]
+        if len(members) < 2:
+            return
+        saved = self.mixer.input.copy()
+        self._mix()
+        self.mixer.input[...] = saved  # the tick mixes them again, for everyone else
+        for member in members:
+            self._send_early(member)
+
+    def _mix(self) -> None:
+        for slot, talking in self.mixer.tick():
+            member = self.slots.get(slot)
+            if member is not None:
+                self.emit(
+                    member.leg, "talking", {"conference": member.conference, "talking": talking}
+                )
 
     def _send(self, channels: list[Channel], now: float) -> None:
-        """1. What each leg hears, sent first.
+        """2. What each leg hears, sent first.
 
         A tick's receiving work varies, so sending before it keeps every leg's packets
         20 ms apart. The audio passed between legs is what arrived in the previous tick
@@ -688,6 +773,9 @@ class MediaPlane:
         payloads: list[Any] = []
         batches: dict[str, list[int]] = {"PCMU": [], "PCMA": []}
         for channel in channels:
+            if channel.ahead:
+                channel.ahead -= 1
+                continue
             out = self._output(channel)
             if channel.recording is not None:
                 channel.heard = out
@@ -717,36 +805,41 @@ class MediaPlane:
         for stream, payload in zip(streams, payloads, strict=True):
             stream.send_payload(payload, now)
 
-    def _receive(self, channels: list[Channel], now: float) -> None:
-        """2. What each leg said: datagrams in, then the frame due for playout."""
+    def _read_sockets(self, now: float) -> None:
+        """Datagrams from every ready socket into their streams; key presses reported."""
         poller = self._poller
         polled = self._polled
-        if poller is not None and polled:
-            # One datagram per ready socket per round; a socket with more stays ready for
-            # the next round. A flooded socket gets at most MAX_READS per tick; the kernel
-            # drops the rest.
-            for _ in range(MAX_READS):
-                events = poller.poll(0)
-                if not events:
-                    break
-                for fd, _mask in events:
-                    entry = polled.get(fd)
-                    if entry is None:
-                        continue
-                    channel, stream, rtcp = entry
-                    if channel.stream is not stream:
-                        continue
-                    endpoint: SocketEndpoint = stream.endpoint  # type: ignore[assignment]
-                    if rtcp:
-                        data = endpoint.read_rtcp()
-                        if data is not None:
-                            stream.take_rtcp(data, now)
-                        continue
-                    received = endpoint.read()
-                    if received is not None:
-                        presses = stream.take(received[0], received[1], now)
-                        for press in presses:
-                            self._digit(channel, press.digit, "rfc4733")
+        if poller is None or not polled:
+            return
+        # One datagram per ready socket per round; a socket with more stays ready for
+        # the next round. A flooded socket gets at most MAX_READS per read; the kernel
+        # drops the rest.
+        for _ in range(MAX_READS):
+            events = poller.poll(0)
+            if not events:
+                break
+            for fd, _mask in events:
+                entry = polled.get(fd)
+                if entry is None:
+                    continue
+                channel, stream, rtcp = entry
+                if channel.stream is not stream:
+                    continue
+                endpoint: SocketEndpoint = stream.endpoint  # type: ignore[assignment]
+                if rtcp:
+                    data = endpoint.read_rtcp()
+                    if data is not None:
+                        stream.take_rtcp(data, now)
+                    continue
+                received = endpoint.read()
+                if received is not None:
+                    presses = stream.take(received[0], received[1], now)
+                    for press in presses:
+                        self._digit(channel, press.digit, "rfc4733")
+
+    def _receive(self, channels: list[Channel], now: float) -> None:
+        """3. What each leg said: datagrams in, then the frame due for playout."""
+        self._read_sockets(now)
         batches: dict[int, list[Channel]] = {0: [], 8: []}
         for channel in channels:
             stream = channel.stream
@@ -754,7 +847,11 @@ class MediaPlane:
             if stream is None:
                 channel.input = None
                 continue
-            presses = stream.flush_events(now) if channel.polled else stream.receive(now)
+            presses = (
+                stream.flush_events(now)
+                if channel.polled and self._poller is not None
+                else stream.receive(now)
+            )
             for press in presses:
                 self._digit(channel, press.digit, "rfc4733")
             audio = stream.next_audio(now)

@@ -303,6 +303,9 @@ def test_dial_rings_a_leg_bridges_it_and_reports_to_the_action(
     assert (dialled["DialCallStatus"], dialled["DialCallSid"]) == ("completed", child.sid)
     assert dialled["DialCallDuration"] == "5"
     assert parent.status == "completed"
+    with db.transaction() as conn:  # every command of both legs went out and is settled
+        for leg in (sid, child.sid):
+            assert all(c["sent_at"] is not None for c in store_calls.media_commands(conn, leg))
 
 
 @responses.activate

@@ -149,6 +149,25 @@ def test_the_outbox_is_sent_once_in_order(db, account) -> None:
     assert sent == [("n1", 1), ("n1", 2)]
 
 
+def test_commands_go_out_from_memory_once_and_the_flush_sends_only_leftovers(db, account) -> None:
+    sid = _new_call(db, account.sid)
+    ledger.receive(db, _event(sid, 1))
+    # A worker that died after committing left command 1 unsent.
+    ledger.apply_pending(db, sid, lambda work, event: work.send({"type": "answer"}))
+    ledger.receive(db, _event(sid, 2))
+    work = ledger.apply_pending(db, sid, lambda work, event: work.send({"type": "hangup"}))
+    assert [message["seq"] for _node, message in work.queued] == [2]
+    sent: list[int] = []
+    client = MediaClient(db, lambda node, command: sent.append(command["seq"]))
+    published = client.publish(work.queued)
+    assert sent == [2]  # before any query
+    assert client.flush(sid, published) == 1
+    assert sent == [2, 1]  # the node orders by seq and absorbs repeats
+    with db.transaction() as conn:
+        assert all(c["sent_at"] is not None for c in store_calls.media_commands(conn, sid))
+    assert client.flush(sid) == 0
+
+
 def test_a_failed_publish_leaves_the_commands_for_the_next_flush(db, account) -> None:
     sid = _new_call(db, account.sid)
     ledger.receive(db, _event(sid, 1))

@@ -42,8 +42,12 @@ class Peer:
         self.target = ("127.0.0.1", target)
         self.sequence = 0
 
-    def send(self, payload: bytes, pt: int = 0, ssrc: int = 0x1234) -> None:
-        header = struct.pack("!BBHII", 0x80, pt, self.sequence, self.sequence * 160, ssrc)
+    def send(
+        self, payload: bytes, pt: int = 0, ssrc: int = 0x1234, timestamp: int | None = None
+    ) -> None:
+        if timestamp is None:
+            timestamp = self.sequence * 160
+        header = struct.pack("!BBHII", 0x80, pt, self.sequence, timestamp, ssrc)
         self.sequence += 1
         self.sock.sendto(header + payload, self.target)
 
@@ -205,12 +209,68 @@ def test_a_malformed_event_packet_is_ignored_and_audio_keeps_flowing(node: Node)
     assert any(payload == bytes([0x01]) * 160 for _, payload in b.received())
 
 
-def test_a_flooded_socket_is_read_at_most_max_reads_per_tick(node: Node) -> None:
+def test_a_flooded_socket_is_read_at_most_max_reads_per_read(node: Node) -> None:
     a = node.leg("A")
-    for _ in range(MAX_READS * 3):
+    for _ in range(MAX_READS * 4):
         a.send(bytes([0xFF]) * 160)
     node.tick()
     stream = node.streams["A"]
     assert stream.stats.received_packets == MAX_READS
-    node.tick()
+    node.clock.advance(0.005)  # the reads between ticks, every 5 ms
     assert stream.stats.received_packets == 2 * MAX_READS
+    node.clock.advance(0.005)
+    assert stream.stats.received_packets == 3 * MAX_READS
+
+
+def press_end(peer: Peer, digit_code: int = 11) -> None:
+    """The three end packets of an RFC 4733 press (no start packets: they carry no news)."""
+    for _ in range(3):
+        peer.send(bytes([digit_code, 0x80 | 10, 0x03, 0x20]), pt=101, ssrc=0x4444, timestamp=0)
+
+
+def test_a_key_is_reported_between_ticks(node: Node) -> None:
+    a = node.leg("A")
+    node.tick()
+    start = node.clock.now()
+    node.clock.advance(0.006)
+    press_end(a)
+    node.clock.advance(0.0045)  # the read 10 ms after the tick
+    assert [(leg, fields["digit"]) for leg, kind, fields in node.events if kind == "dtmf"] == [
+        ("A", "#")
+    ]
+    assert node.clock.now() - start < 0.011
+
+
+def test_music_on_hold_goes_out_at_once_and_the_rate_stays_50_packets_a_second(
+    node: Node,
+) -> None:
+    a = node.leg("A")
+    node.tick(3)
+    a.received()
+    node.clock.advance(0.005)
+    node.plane.music_hold("A", True)
+    [(_, early)] = a.received()  # before the next tick
+    assert max(abs(g711.decode_pcmu(early).astype(int))) > 100  # music, not silence
+    node.clock.advance(0.015 + 0.2)
+    assert len(a.received()) == 10  # 1 s / 20 ms: the early packet counts as its tick's
+
+
+def test_a_leg_joining_a_conference_is_heard_at_once(node: Node) -> None:
+    a = node.leg("A")
+    b = node.leg("B")
+    assert node.plane.command("A", {"type": "join", "conference": "room"})
+    sent = tone(1000, 10)
+    for index in range(5):
+        b.send(g711.encode_pcmu(sent[index * 160 : (index + 1) * 160]))
+        node.tick()
+    node.clock.advance(0.005)
+    a.received()
+    # B joins between ticks: A gets a mix with what B said last at once, not at the
+    # next tick, and that tick then skips A (still 50 packets a second).
+    assert node.plane.command("B", {"type": "join", "conference": "room"})
+    [(_, first)] = a.received()
+    assert max(abs(g711.decode_pcmu(first).astype(int))) > 1000
+    node.clock.advance(0.016)
+    assert a.received() == []
+    node.clock.advance(0.02)
+    assert len(a.received()) == 1
