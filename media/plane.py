@@ -12,8 +12,8 @@ work varies; the packets of a leg leave 20 ms apart.
 Latency of what a leg hears when a command changes it: the frame goes out at once
 (`_send_early`) and the next tick skips that leg; a leg joining a conference is mixed at
 once with the last frame it sent, and every member gets the new mix then. Sockets are
-also read between ticks, every 5 ms (on nodes with up to SUBTICK_READ_LEGS legs), so a
-key press waits at most 5 ms.
+also read between ticks, every 4 ms up to 6 ms before the next (on nodes with up to
+SUBTICK_READ_LEGS legs), so a key press waits at most 8 ms.
 
 Ticks are scheduled at absolute times (start + n x 20 ms) on the engine's clock, never
 by sleeping per stream; a late tick is caught up at once, more than a few behind are
@@ -57,10 +57,11 @@ TICK = 0.020
 SPIN = 0.002
 MAX_READS = 16  # datagrams per socket per tick
 MAX_AHEAD = 3  # frames a leg may be sent ahead of the clock when what it hears changes
-# Up to this many legs the sockets are also read between ticks, every TICK / READS_PER_TICK,
-# so a key press waits at most 5 ms; beyond it those reads could delay a tick's sends.
+# Up to this many legs the sockets are also read between ticks, every TICK / READS_PER_TICK
+# but not in the last 3 x SPIN before a tick (a late read must not delay its sends), so a
+# key press waits at most 8 ms; with more legs those reads could delay a tick's sends.
 SUBTICK_READ_LEGS = 200
-READS_PER_TICK = 4
+READS_PER_TICK = 5
 MAX_CATCH_UP = 5
 DTMF_FREQUENCIES = {
     "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
@@ -699,7 +700,7 @@ class MediaPlane:
             self._read_sockets(self.clock.now())
         except Exception:
             log.exception("media read failed")
-        if step + 1 < READS_PER_TICK and self.channels:
+        if (step + 1) * TICK / READS_PER_TICK <= TICK - 3 * SPIN and self.channels:
             self._schedule_read(step + 1)
 
     def tick(self, now: float) -> None:
