@@ -105,6 +105,34 @@ def apply_pending(
     return work
 
 
+def send_commands(
+    db: Database, commands: dict[str, list[dict[str, Any]]]
+) -> list[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    """Queue media commands for several running calls in one transaction; returns, per
+    call, the (node, message) pairs to publish once it commits (ended calls get none).
+
+    Only what sending needs is touched (the seq counter, the outbox), not the call's
+    script: this is the short path by which one call's step acts on others. The locks
+    are taken in sid order, and the caller holds no call lock, so two of these never
+    wait on each other in a cycle.
+    """
+    queued: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = []
+    with db.transaction() as conn:
+        for call_sid in sorted(commands):
+            store_calls.lock_call_only(conn, call_sid)
+            taken = store_calls.take_command_seqs(conn, call_sid, len(commands[call_sid]))
+            if taken is None:
+                continue
+            node, first = taken
+            messages = []
+            for offset, command in enumerate(commands[call_sid]):
+                message = {"v": 1, "call": call_sid, "seq": first + offset, **command}
+                store_calls.queue_media_command(conn, call_sid, message["seq"], node, message)
+                messages.append((node, message))
+            queued.append((call_sid, messages))
+    return queued
+
+
 def create(db: Database, call_sid: str, build: Callable[[CallWork], None]) -> CallWork:
     """Create a call that no media event announced (`build` calls `work.create`)."""
     with db.transaction() as conn:

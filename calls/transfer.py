@@ -15,6 +15,11 @@ party, or the whole conference) hears music on hold and is not heard by the cons
 party. The employee hears a dial tone while dialling and a short error tone when a
 consultation fails. If the employee hangs up while talking to the consulted party, the
 held party is connected to it (attended transfer).
+
+In the conference the controller has two more operations, when the in-call options bind
+keys to them: "mute" mutes every other participant (pressed again, unmutes them), and
+"remove" hangs up the participant added last (never the held party: the subscriber
+leaving ends the conference for everyone).
 """
 
 from __future__ import annotations
@@ -141,11 +146,32 @@ def digit(flow: dict[str, Any], key: str) -> tuple[dict[str, Any], list[Effect]]
         return {**flow, "state": "collecting", "attempt": attempt}, effects
     if key == transfer_key and state == "talking":
         return _merge(flow)
+    if state == "conference" and key == keys.get("mute"):
+        return _mute_others(flow)
+    if state == "conference" and key == keys.get("remove"):
+        return _remove_last(flow)
     if key == abort_key and state in ("consulting", "talking"):
         consult = flow["consult"]
         new_flow_, effects = _back(flow, error=True)
         return new_flow_, [Note("consultation_aborted"), EndCall(consult), *effects]
     return flow, []  # digits while not bridged are not the transfer flow's
+
+
+def _mute_others(flow: dict[str, Any]) -> tuple[dict[str, Any], list[Effect]]:
+    muted = not flow.get("muted", False)
+    others = list(flow["members"])
+    effects: list[Effect] = [Note("muted" if muted else "unmuted", {"calls": others})]
+    effects += [Send(call, {"type": "mute", "muted": muted}) for call in others]
+    return {**flow, "muted": muted}, effects
+
+
+def _remove_last(flow: dict[str, Any]) -> tuple[dict[str, Any], list[Effect]]:
+    removable = [call for call in flow["members"] if call != flow["held"]]
+    if not removable:
+        return flow, [Send(flow["employee"], {"type": "tone", "ref": "error", "name": "error"})]
+    last = removable[-1]
+    members = [call for call in flow["members"] if call != last]
+    return {**flow, "members": members}, [Note("removed", {"call": last}), EndCall(last)]
 
 
 def collected(flow: dict[str, Any], ref: str, digits: str) -> tuple[dict[str, Any], list[Effect]]:

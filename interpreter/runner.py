@@ -294,6 +294,8 @@ class ScriptRunner:
                         at=signal["at"],
                     ),
                 )
+            case "signal.participant":
+                self._participant_signal(work, signal)
             case "signal.consult_answered" | "signal.consult_ended" | "signal.take_control":
                 self._flow_signal(work, signal)
                 room = signal.get("flow", {}).get("conference")
@@ -516,8 +518,55 @@ class ScriptRunner:
                     )
                 )
 
+    def _participant_signal(self, work: CallWork, signal: dict[str, Any]) -> None:
+        """The REST API changed a participant (interpreter/participants.py)."""
+        call = work.call
+        sid = signal["conference"]
+        if call.ended_at is not None or sid not in conferences.open_for_call(work.conn, call.sid):
+            return  # gone meanwhile
+        room = conferences.get(work.conn, sid)
+        is_room = room["origin_call_sid"] is None  # a <Conference> room, not a `#` one
+        options = dict(call.script.get("room") or {})
+        if signal.get("remove"):
+            conferences.add_event(work.conn, sid, "removed", call=call.sid, by="api")
+            if not is_room:
+                work.send({"type": "hangup", "reason": "removed"})
+                return
+            work.send({"type": "leave"})
+            self._leave_room(work, sid, call.sid, "removed")
+            self._step(
+                work,
+                ConferenceLeft(
+                    ref=options["ref"], conference_sid=sid, reason="removed", at=signal["at"]
+                ),
+            )
+            return
+        if "muted" in signal:
+            muted = bool(signal["muted"])
+            work.send({"type": "mute", "muted": muted})
+            conferences.set_muted(work.conn, sid, call.sid, muted)
+            options["muted"] = muted
+            event = "participant-mute" if muted else "participant-unmute"
+            self._room_callback(work, sid, options, "mute", call.sid, event=event)
+        if "hold" in signal:
+            hold = bool(signal["hold"])
+            work.send({"type": "hold" if hold else "resume", "music": True})
+            conferences.set_on_hold(work.conn, sid, call.sid, hold)
+            options["hold"] = hold
+            event = "participant-hold" if hold else "participant-unhold"
+            self._room_callback(work, sid, options, "hold", call.sid, event=event)
+        if is_room:
+            call.script = {**call.script, "room": options}
+
     def _room_callback(
-        self, work: CallWork, sid: str, options: dict[str, Any], kind: str, call_sid: str
+        self,
+        work: CallWork,
+        sid: str,
+        options: dict[str, Any],
+        kind: str,
+        call_sid: str,
+        *,
+        event: str | None = None,
     ) -> None:
         if not options.get("callback") or kind not in options.get("events", []):
             return
@@ -526,11 +575,11 @@ class ScriptRunner:
             "AccountSid": room["account_sid"],
             "ConferenceSid": sid,
             "FriendlyName": room["friendly_name"],
-            "StatusCallbackEvent": f"conference-{kind}"
-            if kind in ("start", "end")
-            else (f"participant-{kind}"),
+            "StatusCallbackEvent": event
+            or (f"conference-{kind}" if kind in ("start", "end") else f"participant-{kind}"),
             "CallSid": call_sid,
             "Muted": str(bool(options.get("muted"))).lower(),
+            "Hold": str(bool(options.get("hold"))).lower(),
             "EndConferenceOnExit": str(bool(options.get("end_on_exit"))).lower(),
             "StartConferenceOnEnter": str(bool(options.get("start_on_enter"))).lower(),
             "SequenceNumber": str(room["next_event_seq"]),
@@ -602,38 +651,50 @@ class ScriptRunner:
     def _apply_flow(self, work: CallWork, flow: dict[str, Any], effects: list) -> None:
         call = work.call
         call.script = {**call.script, "transfer": flow}
-        # Commands for each other call go in one transaction of that call, after ours.
+        # Commands for the other calls go out together in one short transaction, after ours.
         others: dict[str, list[dict[str, Any]]] = {}
         for effect in effects:
             match effect:
                 case transfer.Note(kind="conference", data=data):
                     work.log("transfer", step="conference", **data)
                     self._conference_note(work, flow, data)
+                case transfer.Note(kind="muted" | "unmuted" as kind, data=data):
+                    work.log("transfer", step=kind, **data)
+                    for member in data["calls"]:
+                        conferences.set_muted(
+                            work.conn, flow["conference"], member, kind == "muted"
+                        )
+                case transfer.Note(kind="removed", data=data):
+                    work.log("transfer", step="removed", **data)
+                    conferences.add_event(
+                        work.conn, flow["conference"], "removed", call=data["call"], by=call.sid
+                    )
                 case transfer.Note(kind=kind, data=data):
                     work.log("transfer", step=kind, **data)
                 case transfer.Send(call=target, command=command) if target == call.sid:
                     if call.ended_at is None:
                         work.send(command)
                 case transfer.Send(call=target, command=command):
-                    if target not in others:
-                        others[target] = []
-                        work.after_commit.append(
-                            lambda target=target: self._send_to(target, *others[target])
-                        )
-                    others[target].append(command)
+                    if not others:
+                        work.after_commit.append(lambda: self._send_to_calls(others))
+                    others.setdefault(target, []).append(command)
                 case transfer.EndCall(call=target):
                     work.after_commit.append(lambda target=target: self._hangup_call(target))
                 case transfer.Consult(child=child, dialled=dialled):
                     self._consult(work, child, dialled, flow)
 
     def _send_to(self, call_sid: str, *commands: dict[str, Any]) -> None:
-        def change(work: CallWork) -> None:
-            if work.call is not None and work.call.ended_at is None:
-                for command in commands:
-                    work.send(command)
+        self._send_to_calls({call_sid: list(commands)})
 
-        work, _ = ledger.update(self.db, call_sid, change)
-        self._after(work)
+    def _send_to_calls(self, commands: dict[str, list[dict[str, Any]]]) -> None:
+        """Commands for other running calls: published at once, settled with the rest."""
+        for call_sid, queued in ledger.send_commands(self.db, commands):
+            published = self.media.publish(queued)
+            unsettled = getattr(self._local, "unsettled", None)
+            if unsettled is None:
+                self.media.flush(call_sid, published)
+            else:
+                unsettled.append((call_sid, published))
 
     def _consult(self, work: CallWork, child_sid: str, dialled: str, flow: dict[str, Any]) -> None:
         employee = work.call

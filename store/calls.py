@@ -45,8 +45,12 @@ _COLUMNS = tuple(CallRow.__dataclass_fields__)
 
 def lock_call(conn: psycopg.Connection, call_sid: str) -> CallRow | None:
     """Take the call's lock for this transaction (even before its row exists) and load it."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (call_sid,))
+    lock_call_only(conn, call_sid)
     return get_call(conn, call_sid)
+
+
+def lock_call_only(conn: psycopg.Connection, call_sid: str) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (call_sid,))
 
 
 def get_call(conn: psycopg.Connection, call_sid: str) -> CallRow | None:
@@ -120,6 +124,20 @@ def mark_media_event_applied(conn: psycopg.Connection, call_sid: str, seq: int) 
         "UPDATE media_events SET applied_at = now() WHERE call_sid = %s AND seq = %s",
         (call_sid, seq),
     )
+
+
+def take_command_seqs(
+    conn: psycopg.Connection, call_sid: str, count: int
+) -> tuple[str, int] | None:
+    """Reserve `count` command seqs of a running call (its lock held); returns its node and
+    the first seq, or None if the call has ended or has no row."""
+    row = conn.execute(
+        """UPDATE calls SET next_command_seq = next_command_seq + %s
+           WHERE sid = %s AND ended_at IS NULL
+           RETURNING media_node, next_command_seq - %s AS first""",
+        (count, call_sid, count),
+    ).fetchone()
+    return (row["media_node"], row["first"]) if row else None
 
 
 def queue_media_command(

@@ -98,6 +98,26 @@ def leave(conn: psycopg.Connection, sid: str, call_sid: str) -> None:
         add_event(conn, sid, "leave", call=call_sid)
 
 
+def set_muted(conn: psycopg.Connection, sid: str, call_sid: str, muted: bool) -> None:
+    cursor = conn.execute(
+        """UPDATE conference_participants SET muted = %s
+           WHERE conference_sid = %s AND call_sid = %s AND left_at IS NULL""",
+        (muted, sid, call_sid),
+    )
+    if cursor.rowcount:
+        add_event(conn, sid, "mute" if muted else "unmute", call=call_sid)
+
+
+def set_on_hold(conn: psycopg.Connection, sid: str, call_sid: str, on_hold: bool) -> None:
+    cursor = conn.execute(
+        """UPDATE conference_participants SET on_hold = %s
+           WHERE conference_sid = %s AND call_sid = %s AND left_at IS NULL""",
+        (on_hold, sid, call_sid),
+    )
+    if cursor.rowcount:
+        add_event(conn, sid, "hold" if on_hold else "unhold", call=call_sid)
+
+
 def set_controller(conn: psycopg.Connection, sid: str, call_sid: str) -> None:
     conn.execute(
         "UPDATE conference_participants SET is_controller = false WHERE conference_sid = %s",

@@ -1,11 +1,16 @@
-"""The account's in-call options: key -> operation ("transfer", "abort", "none")."""
+"""The account's in-call options: key -> operation.
+
+"transfer" and "abort" drive the `#` flow; in its conference the controller may also
+"mute" (every other participant, pressed again: unmute) and "remove" (the participant
+added last). "none" unbinds a key.
+"""
 
 from __future__ import annotations
 
 import psycopg
 
 DEFAULTS = {"#": "transfer", "*": "abort"}
-OPERATIONS = ("transfer", "abort", "none")
+OPERATIONS = ("transfer", "abort", "mute", "remove", "none")
 
 
 def options(conn: psycopg.Connection, account_sid: str) -> dict[str, str]:
@@ -33,7 +38,7 @@ def set_option(conn: psycopg.Connection, account_sid: str, key: str, operation: 
 
 def keys_for(bindings: dict[str, str]) -> dict[str, str | None]:
     """The key of each operation of the `#` flow (None: no key does it)."""
-    found: dict[str, str | None] = {"transfer": None, "abort": None}
+    found: dict[str, str | None] = {"transfer": None, "abort": None, "mute": None, "remove": None}
     for key, operation in bindings.items():
         if operation in found and found[operation] is None:
             found[operation] = key

@@ -32,6 +32,11 @@ def register(app: Celery) -> None:
             return
         context(app).runner.handle(event)
 
+    # A call has signals to apply (the REST API left them): idempotent, like any drive.
+    @app.task(name="worker.drive_call", acks_late=True)
+    def drive_call(call_sid: str) -> None:
+        context(app).runner.drive(call_sid)
+
     # Not idempotent for the receiver (an HTTP request), so acknowledged on receipt.
     @app.task(name="worker.send_status_callback")
     def send_status_callback(

@@ -217,7 +217,7 @@ def sid(prefix: str) -> Pattern:
     return Pattern(f"{prefix}[0-9a-fA-F]{{32}}", f"{prefix} followed by 32 hex digits")
 
 
-IN_CALL_OPERATIONS = ("transfer", "abort", "none")
+IN_CALL_OPERATIONS = ("transfer", "abort", "mute", "remove", "none")
 
 
 def in_call_options(raw: str) -> tuple[tuple[str, str], ...]:

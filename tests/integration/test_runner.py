@@ -515,3 +515,135 @@ def test_a_dialled_number_goes_out_in_e164_as_the_accounts_country_reads_it(
         ]
     [originate] = commands_of(db, child.sid)
     assert originate["target"] == {"number": "+14155550100"}
+
+
+@pytest.fixture
+def api(simulator, db, services):
+    from interpreter.app import create_app
+
+    def drive(call_sid: str) -> None:
+        simulator.runner.drive(call_sid)
+        simulator.run()
+
+    app = create_app(services.settings(), db=db, drive=drive)
+    return app.test_client()
+
+
+def room_twiml() -> str:
+    return (
+        "<Response><Dial action='/left'>"
+        "<Conference statusCallback='/conf' statusCallbackEvent='join mute hold'>"
+        "Sales</Conference></Dial></Response>"
+    )
+
+
+@responses.activate
+def test_the_participants_api_mutes_holds_and_removes_with_status_callbacks(
+    simulator, db, account, number, api
+) -> None:
+    responses.post(f"{CUSTOMER}/voice", body=room_twiml(), content_type="text/xml")
+    responses.post(f"{CUSTOMER}/conf", body="")
+    responses.post(f"{CUSTOMER}/left", body="<Response><Say>bye</Say></Response>",
+                   content_type="text/xml")  # fmt: skip
+    responses.post(f"{CUSTOMER}/status", body="")
+    first = simulator.incoming("+15550111", number)
+    second = simulator.incoming("+15550122", number)
+    room = callbacks()[0]["ConferenceSid"]
+    base = f"/2010-04-01/Accounts/{account.sid}/Conferences/{room}/Participants"
+    auth = (account.sid, account.token)
+
+    listed = api.get(f"{base}.json", auth=auth).get_json()["participants"]
+    assert [p["call_sid"] for p in listed] == [first, second]
+    assert all(p["muted"] is False and p["hold"] is False for p in listed)
+
+    reply = api.post(f"{base}/{second}.json", data={"Muted": "true"}, auth=auth)
+    assert reply.status_code == 200 and reply.get_json()["muted"] is True
+    assert {"type": "mute", "muted": True} in [
+        {k: c[k] for k in ("type", "muted") if k in c} for c in commands_of(db, second)
+    ]
+    [mute] = [c for c in callbacks() if c["StatusCallbackEvent"] == "participant-mute"]
+    assert (mute["CallSid"], mute["Muted"], mute["ConferenceSid"]) == (second, "true", room)
+    assert api.get(f"{base}/{second}.json", auth=auth).get_json()["muted"] is True
+
+    api.post(f"{base}/{second}.json", data={"Hold": "true"}, auth=auth)
+    api.post(f"{base}/{second}.json", data={"Hold": "false"}, auth=auth)
+    kinds = [c["type"] for c in commands_of(db, second)]
+    assert kinds[-2:] == ["hold", "resume"]
+    events = [c["StatusCallbackEvent"] for c in callbacks()]
+    assert events[-2:] == ["participant-hold", "participant-unhold"]
+    assert callbacks()[-2]["Hold"] == "true" and callbacks()[-1]["Hold"] == "false"
+
+    assert api.delete(f"{base}/{second}.json", auth=auth).status_code == 204
+    assert "leave" in [c["type"] for c in commands_of(db, second)]
+    [left] = [form(c) for c in responses.calls if c.request.url.endswith("/left")]
+    assert (left["CallSid"], left["ConferenceLeaveReason"]) == (second, "removed")
+    listed = api.get(f"{base}.json", auth=auth).get_json()["participants"]
+    assert [p["call_sid"] for p in listed] == [first]
+    with db.transaction() as conn:
+        from store import conferences
+
+        kinds = [e["kind"] for e in conferences.events(conn, room)]
+    assert [k for k in kinds if k in ("mute", "hold", "unhold", "removed", "leave")] == [
+        "mute",
+        "hold",
+        "unhold",
+        "removed",
+        "leave",
+    ]
+
+
+@responses.activate
+def test_the_participants_api_refuses_bad_input_and_other_accounts(
+    simulator, db, account, number, api, services
+) -> None:
+    from store.accounts import create_account
+
+    responses.post(f"{CUSTOMER}/voice", body=room_twiml(), content_type="text/xml")
+    responses.post(f"{CUSTOMER}/conf", body="")
+    responses.post(f"{CUSTOMER}/status", body="")
+    caller = simulator.incoming("+15550111", number)
+    room = callbacks()[0]["ConferenceSid"]
+    base = f"/2010-04-01/Accounts/{account.sid}/Conferences/{room}/Participants"
+    auth = (account.sid, account.token)
+    assert api.get(f"{base}.json").status_code == 401
+    assert api.get(f"{base}.json", auth=(account.sid, account.token + "x")).status_code == 401
+    with db.transaction() as conn:
+        other, token = create_account(conn, "other", services.settings().resolved_secret_key())
+    # Another account sees no such conference, under its own sid or under ours.
+    mine_as_theirs = f"/2010-04-01/Accounts/{other.sid}/Conferences/{room}/Participants.json"
+    assert api.get(mine_as_theirs, auth=(other.sid, token)).status_code == 404
+    assert api.get(f"{base}.json", auth=(other.sid, token)).status_code == 401
+    reply = api.post(f"{base}/{caller}.json", data={"Muted": "maybe"}, auth=auth)
+    assert reply.status_code == 400 and "Muted must be true or false" in reply.get_json()["message"]
+    assert api.post(f"{base}/{caller}.json", data={}, auth=auth).status_code == 400
+    unknown = "CA" + "0" * 32
+    assert api.post(f"{base}/{unknown}.json", data={"Muted": "true"}, auth=auth).status_code == 404
+    assert "mute" not in [c["type"] for c in commands_of(db, caller)]
+
+
+def test_the_api_drives_the_call_through_the_broker(db, services) -> None:
+    """Without a `drive` given, the web app asks a worker over the real broker."""
+    from kombu import Connection, Queue
+
+    from interpreter.app import create_app
+    from worker.app import transport_options
+
+    settings = services.settings()
+    app = create_app(settings, db=db)
+    sid = "CA" + uuid.uuid4().hex
+    received: list = []
+    with Connection(settings.broker_url, transport_options=transport_options(settings)) as conn:
+        queue = Queue(settings.events_queue)
+        with conn.SimpleQueue(queue) as simple:
+            while True:  # what earlier tests left on the shared queue
+                try:
+                    simple.get_nowait().ack()
+                except simple.Empty:
+                    break
+            app.extensions["voice_drive"](sid)
+            message = simple.get(timeout=5)
+            received.append((message.headers.get("task"), message.decode()))
+            message.ack()
+    [(task, body)] = received
+    assert task == "worker.drive_call"
+    assert body[0] == [sid]

@@ -220,5 +220,13 @@ def test_in_call_options_default_and_set(db, account) -> None:
             "*": "abort",
             "5": "transfer",
         }
-        with pytest.raises(ValueError, match="must be one of transfer, abort, none"):
+        with pytest.raises(ValueError, match="must be one of transfer, abort, mute, remove, none"):
             in_call_options.set_option(conn, account.sid, "5", "explode")
+        in_call_options.set_option(conn, account.sid, "6", "mute")
+        in_call_options.set_option(conn, account.sid, "9", "remove")
+        assert in_call_options.keys_for(in_call_options.options(conn, account.sid)) == {
+            "transfer": "5",
+            "abort": "*",
+            "mute": "6",
+            "remove": "9",
+        }

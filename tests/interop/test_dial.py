@@ -19,7 +19,7 @@ import pytest
 
 from billing import tariffs
 from provisioning.extensions import set_extension
-from store import bins, conferences, extensions, numbers
+from store import bins, conferences, extensions, in_call_options, numbers
 from store import calls as store_calls
 from tests.conftest import AccountCredentials, Services
 from tests.interop.conftest import BaresipFactory, SippFactory
@@ -275,6 +275,58 @@ def test_hash_consults_a_colleague_then_merges_everyone_into_a_conference(
     assert all(m.left_at is not None and m.left_at >= m.joined_at for m in members)
     assert [m.is_controller for m in members if m.call_sid == room["controller_call_sid"]] == [True]
     assert steps[:4] == ["start", "join", "join", "join"] and steps[-1] == "end"
+
+
+def test_the_controller_mutes_the_others_then_removes_the_last_added(
+    office: Office, baresip_factory: BaresipFactory, db
+) -> None:
+    with db.transaction() as conn:
+        in_call_options.set_option(conn, office.account.sid, "6", "mute")
+        in_call_options.set_option(conn, office.account.sid, "9", "remove")
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+    subscriber = subscriber_phone(baresip_factory)
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    established = {"subscriber": time.monotonic(), "staff": time.monotonic()}
+    time.sleep(1.0)
+    staff.send_digits("#102#")
+    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(1.5)
+    staff.send_digits("#")  # the conference of three
+    time.sleep(1.5)
+    staff.send_digits("6")  # mute the others
+    muted = time.monotonic()
+    time.sleep(3.0)
+    staff.send_digits("9")  # remove 102, the last added
+    colleague.wait_for("CALL_CLOSED", timeout=15)
+    removed = time.monotonic()
+    staff.send_digits("6")  # unmute the subscriber
+    time.sleep(3.0)
+    ended = time.monotonic()
+    subscriber.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
+
+    # Muted: 101 hears neither of the others; the subscriber still hears 101, not 102.
+    samples, rate = window(staff, established["staff"], muted, muted + 2.5)
+    assert not has_tone(samples, rate, SUBSCRIBER_TONE), office.platform.tail()
+    assert not has_tone(samples, rate, COLLEAGUE_TONE)
+    samples, rate = window(subscriber, established["subscriber"], muted, muted + 2.5)
+    assert has_tone(samples, rate, EMPLOYEE_TONE) and not has_tone(samples, rate, COLLEAGUE_TONE)
+    # 102 removed and the subscriber unmuted: 101 and the subscriber talk on.
+    samples, rate = window(staff, established["staff"], removed + 0.5, ended)
+    assert has_tone(samples, rate, SUBSCRIBER_TONE), office.platform.tail()
+    with db.transaction() as conn:
+        [room] = conn.execute(
+            "SELECT * FROM conferences WHERE account_sid = %s", (office.account.sid,)
+        ).fetchall()
+        steps = [(e["kind"], e["data"]) for e in conferences.events(conn, room["sid"])]
+    kinds = [kind for kind, _data in steps]
+    assert kinds.count("mute") == 2 and "removed" in kinds, kinds
+    assert kinds.index("removed") < kinds.index("unmute"), kinds
+    [removed_step] = [data for kind, data in steps if kind == "removed"]
+    assert removed_step["by"] == room["controller_call_sid"]
 
 
 def three_phones(office: Office, factory: BaresipFactory) -> tuple[Baresip, Baresip, Baresip]:

@@ -147,5 +147,54 @@ def test_the_in_call_options_choose_the_keys() -> None:
 def test_keys_for_reads_the_bindings() -> None:
     from store.in_call_options import DEFAULTS, keys_for
 
-    assert keys_for(DEFAULTS) == {"transfer": "#", "abort": "*"}
-    assert keys_for({"#": "none", "5": "transfer"}) == {"transfer": "5", "abort": None}
+    none = {"mute": None, "remove": None}
+    assert keys_for(DEFAULTS) == {"transfer": "#", "abort": "*", **none}
+    assert keys_for({"#": "none", "5": "transfer"}) == {"transfer": "5", "abort": None, **none}
+    assert keys_for({"#": "transfer", "6": "mute", "9": "remove"}) == {
+        "transfer": "#",
+        "abort": None,
+        "mute": "6",
+        "remove": "9",
+    }
+
+
+KEYS = {"transfer": "#", "abort": "*", "mute": "6", "remove": "9"}
+
+
+def conference() -> tuple[dict, str]:
+    flow = transfer.new_flow(EMPLOYEE, HELD, "+15550100", KEYS)
+    flow, _ = transfer.digit(flow, "#")
+    flow, effects = transfer.collected(flow, "transfer-1", "102")
+    (consult,) = [e for e in effects if isinstance(e, Consult)]
+    flow, _ = transfer.consult_answered(flow, consult.child)
+    flow, _ = transfer.digit(flow, "#")
+    return flow, consult.child
+
+
+def test_the_controller_mutes_and_unmutes_every_other_participant() -> None:
+    flow, child = conference()
+    flow, effects = transfer.digit(flow, "6")
+    assert sends(effects, HELD) == [{"type": "mute", "muted": True}]
+    assert sends(effects, child) == [{"type": "mute", "muted": True}]
+    assert sends(effects, EMPLOYEE) == []  # the controller keeps talking
+    flow, effects = transfer.digit(flow, "6")
+    assert sends(effects, HELD) == sends(effects, child) == [{"type": "mute", "muted": False}]
+
+
+def test_the_controller_removes_the_last_added_but_never_the_subscriber() -> None:
+    flow, child = conference()
+    flow, effects = transfer.digit(flow, "9")
+    assert [e.call for e in effects if isinstance(e, EndCall)] == [child]
+    assert flow["members"] == [HELD] and flow["state"] == "conference"
+    flow, effects = transfer.digit(flow, "9")
+    assert not [e for e in effects if isinstance(e, EndCall)]
+    assert sends(effects, EMPLOYEE) == [{"type": "tone", "ref": "error", "name": "error"}]
+
+
+def test_mute_and_remove_keys_do_nothing_outside_the_conference_or_unbound() -> None:
+    flow = transfer.new_flow(EMPLOYEE, HELD, "+15550100", KEYS)
+    assert transfer.digit(flow, "6") == (flow, [])
+    assert transfer.digit(flow, "9") == (flow, [])
+    flow, _ = conference()
+    unbound = {**flow, "keys": {"transfer": "#", "abort": "*"}}
+    assert transfer.digit(unbound, "6") == (unbound, [])
