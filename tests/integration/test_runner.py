@@ -647,3 +647,25 @@ def test_the_api_drives_the_call_through_the_broker(db, services) -> None:
     [(task, body)] = received
     assert task == "worker.drive_call"
     assert body[0] == [sid]
+
+
+@responses.activate
+def test_a_coach_joins_whispering_to_the_participant_it_names(
+    simulator, db, account, number
+) -> None:
+    responses.post(f"{CUSTOMER}/voice", body=room_twiml(), content_type="text/xml")
+    responses.post(f"{CUSTOMER}/conf", body="")
+    responses.post(f"{CUSTOMER}/status", body="")
+    agent = simulator.incoming("+15550111", number)
+    responses.replace(
+        responses.POST,
+        f"{CUSTOMER}/voice",
+        body=f"<Response><Dial><Conference coach='{agent}' muted='true'>Sales</Conference>"
+        "</Dial></Response>",
+        content_type="text/xml",
+    )
+    supervisor = simulator.incoming("+15550122", number)
+    [join] = [c for c in commands_of(db, supervisor) if c["type"] == "join"]
+    assert (join["coach"], join["muted"]) == (agent, True)
+    [agent_join] = [c for c in commands_of(db, agent) if c["type"] == "join"]
+    assert agent_join["conference"] == join["conference"]
