@@ -206,6 +206,8 @@ class ScriptRunner:
             return
         if work.call is None:
             return
+        if work.call.script.get("conference_notes"):
+            self._conference_notes(work)  # left by a worker that died after the commit
         if event["type"].startswith("signal."):
             self._signal(work, event)
             return
@@ -656,8 +658,14 @@ class ScriptRunner:
         for effect in effects:
             match effect:
                 case transfer.Note(kind="conference", data=data):
+                    # The rows of the conference are written once the commands are out
+                    # (they are not needed to hear each other); until then the note waits
+                    # in the call's state, so a worker dying in between loses nothing.
                     work.log("transfer", step="conference", **data)
-                    self._conference_note(work, flow, data)
+                    pending = [*call.script.get("conference_notes", []), data]
+                    call.script = {**call.script, "conference_notes": pending}
+                    if len(pending) == 1:
+                        work.after_commit.append(lambda sid=call.sid: self._write_notes(sid))
                 case transfer.Note(kind="muted" | "unmuted" as kind, data=data):
                     work.log("transfer", step=kind, **data)
                     for member in data["calls"]:
@@ -676,12 +684,27 @@ class ScriptRunner:
                         work.send(command)
                 case transfer.Send(call=target, command=command):
                     if not others:
-                        work.after_commit.append(lambda: self._send_to_calls(others))
+                        # Before anything else this step left for after the commit.
+                        work.after_commit.insert(0, lambda: self._send_to_calls(others))
                     others.setdefault(target, []).append(command)
                 case transfer.EndCall(call=target):
                     work.after_commit.append(lambda target=target: self._hangup_call(target))
                 case transfer.Consult(child=child, dialled=dialled):
                     self._consult(work, child, dialled, flow)
+
+    def _write_notes(self, call_sid: str) -> None:
+        work, _ = ledger.update(self.db, call_sid, self._conference_notes)
+        self._after(work)
+
+    def _conference_notes(self, work: CallWork) -> None:
+        """Write the conference rows of merges whose commands went out already."""
+        script_ = work.call.script
+        notes = script_.get("conference_notes")
+        if not notes:
+            return
+        work.call.script = {k: v for k, v in script_.items() if k != "conference_notes"}
+        for data in notes:
+            self._conference_note(work, script_["transfer"], data)
 
     def _send_to(self, call_sid: str, *commands: dict[str, Any]) -> None:
         self._send_to_calls({call_sid: list(commands)})
