@@ -669,3 +669,55 @@ def test_a_coach_joins_whispering_to_the_participant_it_names(
     assert (join["coach"], join["muted"]) == (agent, True)
     [agent_join] = [c for c in commands_of(db, agent) if c["type"] == "join"]
     assert agent_join["conference"] == join["conference"]
+
+
+def test_conference_rows_left_by_a_dead_worker_are_written_by_the_next_event(
+    simulator, db, account
+) -> None:
+    """A merge's commands went out, then the worker died before writing the conference
+    rows: the note waits in the call's state and whatever the call applies next writes
+    them first."""
+    from datetime import UTC, datetime
+
+    from calls import ledger, transfer
+    from store import conferences
+    from store.calls import CallRow
+
+    def make(direction: str, from_number: str, to_number: str, script: dict) -> str:
+        sid = "CA" + uuid.uuid4().hex
+
+        def build(work: ledger.CallWork) -> None:
+            work.create(
+                CallRow(
+                    sid=sid, account_sid=account.sid, parent_call_sid=None,
+                    direction=direction, from_number=from_number, to_number=to_number,
+                    status="in-progress", phone_number_sid=None, media_node="n1",
+                    created_at=datetime.now(UTC), answered_at=datetime.now(UTC),
+                    ended_at=None, end_reason=None, last_event_seq=0, next_command_seq=1,
+                    next_log_seq=1, script=script,
+                )
+            )  # fmt: skip
+
+        ledger.create(db, sid, build)
+        return sid
+
+    held = make("inbound", "+15550111", "+15550100", {})
+    added = make("outbound-dial", "+15550100", "+442079460000", {})
+    flow = {**transfer.new_flow("CA" + "e" * 32, held, "+15550100"), "conference": "CF" + "9" * 32}
+    employee = make(
+        "outbound-dial", "+15550100", "101",
+        {"transfer": {**flow, "employee": "pending"},
+         "conference_notes": [{"conference": flow["conference"], "added": added}]},
+    )  # fmt: skip
+    with db.transaction() as conn:
+        assert conferences.get(conn, flow["conference"]) is None
+    with db.transaction() as conn:  # anything for the call: here a signal nobody handles
+        store_calls.add_signal(conn, employee, {"type": "signal.nothing", "at": time.time()})
+    simulator.runner.drive(employee)
+    with db.transaction() as conn:
+        room = conferences.get(conn, flow["conference"])
+        roles = sorted(p.role for p in conferences.participants(conn, flow["conference"]))
+        script = store_calls.get_call(conn, employee).script
+    assert room is not None and room["origin_call_sid"] == held
+    assert roles == ["employee", "external", "subscriber"]
+    assert "conference_notes" not in script
