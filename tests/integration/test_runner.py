@@ -721,3 +721,31 @@ def test_conference_rows_left_by_a_dead_worker_are_written_by_the_next_event(
     assert room is not None and room["origin_call_sid"] == held
     assert roles == ["employee", "external", "subscriber"]
     assert "conference_notes" not in script
+
+
+@responses.activate
+def test_dial_method_time_limit_and_answer_on_bridge(simulator, db, account, number) -> None:
+    responses.post(
+        f"{CUSTOMER}/voice",
+        body="<Response><Dial action='/dialled' method='GET' timeLimit='30' "
+        "answerOnBridge='true'>+14155550100</Dial></Response>",
+        content_type="text/xml",
+    )
+    responses.get(
+        f"{CUSTOMER}/dialled", body="<Response><Hangup/></Response>", content_type="text/xml"
+    )
+    responses.post(f"{CUSTOMER}/status", body="")
+    sid = simulator.incoming("+15550111", number)
+    with db.transaction() as conn:
+        [child] = [
+            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
+        ]
+    [originate] = commands_of(db, child.sid)
+    assert originate["time_limit"] == 30
+    # answerOnBridge: the caller is answered only when the dialled party answers (and so
+    # hears the network's ringing, not ours).
+    assert [c["type"] for c in commands_of(db, sid)] == ["answer", "bridge", "hangup"]
+    [dialled] = [c for c in responses.calls if "/dialled" in c.request.url]
+    assert dialled.request.method == "GET"
+    query = parse_qs(dialled.request.url.split("?", 1)[1])
+    assert query["DialCallStatus"] == ["completed"] and query["DialCallSid"] == [child.sid]
