@@ -571,3 +571,134 @@ def conference_bill(db, services: Services, account_sid: str) -> dict:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+EXTERNAL_TONE, THIRD_TONE = 1800, 700
+EXTERNAL = "+14155550199"
+
+
+@pytest.fixture
+def carrier_office(
+    services: Services,
+    db,
+    account: AccountCredentials,
+    tmp_path: Path,
+    baresip_factory: BaresipFactory,
+) -> Iterator[tuple[Office, Baresip]]:
+    """The office with a phone on the telephone network: the trunk is a baresip that
+    answers as the external number `EXTERNAL`, playing its own tone."""
+    carrier = baresip_factory(
+        "carrier", tone_hz=EXTERNAL_TONE, account=Account(user=EXTERNAL, answermode="auto")
+    )
+    domain = f"office-{uuid.uuid4().hex[:8]}.test"
+    number = "+1555" + str(uuid.uuid4().int)[:7]
+    passwords = {ext: f"secret-{ext}-{uuid.uuid4().hex[:6]}" for ext in ("101", "102", "103")}
+    with db.transaction() as conn:
+        extensions.set_sip_domain(conn, account.sid, domain)
+        for ext, password in passwords.items():
+            set_extension(conn, account.sid, ext, password)
+        script = bins.save_bin(
+            conn, account.sid, "reception", '<Response><Dial timeout="15">101</Dial></Response>'
+        )
+        numbers.set_number(
+            conn,
+            account.sid,
+            number,
+            voice_url=f"{services.settings().public_url}/bins/{script.sid}",
+        )
+    with running_platform(services, tmp_path, trunk_uri=f"sip:{carrier.sip_address}") as platform:
+        yield Office(platform, None, account, domain, number, passwords), carrier  # type: ignore[arg-type]
+
+
+def test_a_fourth_party_from_outside_joins_and_all_four_are_mixed(
+    carrier_office: tuple[Office, Baresip], baresip_factory: BaresipFactory, db
+) -> None:
+    office, carrier = carrier_office
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+    subscriber = subscriber_phone(baresip_factory)
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    established = {"subscriber": time.monotonic(), "staff": time.monotonic()}
+    time.sleep(1.0)
+    staff.send_digits("#102#")
+    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    established["colleague"] = time.monotonic()
+    time.sleep(1.5)
+    staff.send_digits("#")  # three in the conference
+    time.sleep(1.5)
+    staff.send_digits("#" + EXTERNAL.lstrip("+") + "#", gap=0.15)  # the number, as dialled
+    carrier.wait_for("CALL_ESTABLISHED", timeout=20)
+    established["carrier"] = time.monotonic()
+    time.sleep(1.5)
+    staff.send_digits("#")  # four
+    time.sleep(1.0)
+    merged = time.monotonic()
+    time.sleep(3.0)
+    ended = time.monotonic()
+    subscriber.hangup()
+    for phone in (staff, colleague, carrier):
+        phone.wait_for("CALL_CLOSED", timeout=15)
+
+    tones = {
+        "subscriber": (subscriber, SUBSCRIBER_TONE),
+        "staff": (staff, EMPLOYEE_TONE),
+        "colleague": (colleague, COLLEAGUE_TONE),
+        "carrier": (carrier, EXTERNAL_TONE),
+    }
+    for name, (phone, own) in tones.items():
+        samples, rate = window(phone, established[name], merged, ended)
+        others = {tone for _, tone in tones.values()} - {own}
+        missing = [tone for tone in others if not has_tone(samples, rate, tone)]
+        assert not missing, (name, missing, office.platform.tail())
+    with db.transaction() as conn:
+        [room] = conn.execute(
+            "SELECT * FROM conferences WHERE account_sid = %s", (office.account.sid,)
+        ).fetchall()
+        members = conferences.participants(conn, room["sid"])
+    assert (room["status"], room["end_reason"]) == ("completed", "subscriber-hung-up")
+    assert sorted(m.role for m in members) == ["employee", "employee", "external", "subscriber"]
+    assert [m.number for m in members if m.role == "external"] == [EXTERNAL]
+    assert all(m.left_at is not None and m.left_at >= m.joined_at for m in members)
+
+
+def test_the_employee_who_takes_control_adds_a_participant(
+    carrier_office: tuple[Office, Baresip], baresip_factory: BaresipFactory
+) -> None:
+    office, _carrier = carrier_office
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+    third = employee(baresip_factory, office, "103", THIRD_TONE)
+    subscriber = subscriber_phone(baresip_factory)
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(1.0)
+    staff.send_digits("#102#")
+    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(1.5)
+    staff.send_digits("#")
+    time.sleep(1.5)
+    staff.hangup()  # 102 takes control
+    staff.wait_for("CALL_CLOSED", timeout=15)
+    time.sleep(1.0)
+    colleague.send_digits("#103#")
+    third.wait_for("CALL_ESTABLISHED", timeout=20)
+    joined = time.monotonic()
+    time.sleep(1.5)
+    colleague.send_digits("#")
+    time.sleep(1.0)
+    merged = time.monotonic()
+    time.sleep(3.0)
+    ended = time.monotonic()
+    subscriber.hangup()
+    colleague.wait_for("CALL_CLOSED", timeout=15)
+    third.wait_for("CALL_CLOSED", timeout=15)
+    samples, rate = window(third, joined, merged, ended)
+    assert has_tone(samples, rate, SUBSCRIBER_TONE), office.platform.tail()
+    assert has_tone(samples, rate, COLLEAGUE_TONE)
+    [recording] = subscriber.recordings()
+    heard_by_subscriber, rate = read_wav(recording.dec)
+    tail = heard_by_subscriber[-int(2.5 * rate) :]
+    assert has_tone(tail, rate, THIRD_TONE) and has_tone(tail, rate, COLLEAGUE_TONE)
