@@ -702,3 +702,29 @@ def test_the_employee_who_takes_control_adds_a_participant(
     heard_by_subscriber, rate = read_wav(recording.dec)
     tail = heard_by_subscriber[-int(2.5 * rate) :]
     assert has_tone(tail, rate, THIRD_TONE) and has_tone(tail, rate, COLLEAGUE_TONE)
+
+
+def test_a_busy_colleague_brings_the_employee_back_to_the_subscriber(
+    office: Office, baresip_factory: BaresipFactory
+) -> None:
+    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
+    colleague.set_answermode("manual")
+    subscriber = subscriber_phone(baresip_factory)
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    time.sleep(1.0)
+    staff.send_digits("#102#")
+    colleague.wait_for("CALL_INCOMING", timeout=20)
+    colleague.hangup()  # baresip declines a ringing call with 486 Busy Here
+    time.sleep(3.5)
+    subscriber.hangup()
+    staff.wait_for("CALL_CLOSED", timeout=15)
+    # Both are back together: each hears the other again, and no music.
+    for phone, other in ((subscriber, EMPLOYEE_TONE), (staff, SUBSCRIBER_TONE)):
+        [recording] = phone.recordings()
+        samples, rate = read_wav(recording.dec)
+        tail = samples[-int(2.0 * rate) :]
+        assert has_tone(tail, rate, other), office.platform.tail()
+        assert not has_tone(tail, rate, COLLEAGUE_TONE)
