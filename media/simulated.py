@@ -224,17 +224,24 @@ class SimulatedNode:
             # life passes before the caller's commands about it run, so the recording
             # gets the length that leg had.
             seconds = max(seconds, DIALLED_SECONDS)
+        self._recorded(call, command, seconds, reason, "")
+
+    def _recorded(
+        self, call: SimulatedCall, command: dict[str, Any], seconds: float, reason: str, digits: str
+    ) -> None:
+        """Write the recording (a 440 Hz tone) and report it."""
+        channels = command.get("channels", 1)
         path = self.recordings / f"{call.sid}-{command['ref']}.wav"
-        _write_tone(path, 440.0, seconds, channels=command.get("channels", 1))
+        _write_tone(path, 440.0, seconds, channels=channels)
         self._event(
             call,
             "record_done",
             ref=command["ref"],
             path=str(path),
             duration=seconds,
-            digits="",
+            digits=digits,
             reason=reason,
-            channels=command.get("channels", 1),
+            channels=channels,
         )
 
     def _record(self, call: SimulatedCall, command: dict[str, Any]) -> None:
@@ -243,23 +250,13 @@ class SimulatedNode:
             # Records until `stop` or the hang-up, as the real plane does.
             call.recording = (command, self._now())
             return
-        path = self.recordings / f"{call.sid}-{command['ref']}.wav"
-        _write_tone(path, 440.0, RECORDING_SECONDS)
         self._advance(RECORDING_SECONDS)
         reason, digits = "silence", ""
         if call.keys and call.keys[0] != "w" and call.keys[0] in command["finish_on_key"]:
             reason, digits = "finish_key", call.keys.pop(0)
         elif call.keys and call.keys[0] == "w":
             call.keys.pop(0)
-        self._event(
-            call,
-            "record_done",
-            ref=command["ref"],
-            path=str(path),
-            duration=RECORDING_SECONDS,
-            digits=digits,
-            reason=reason,
-        )
+        self._recorded(call, command, RECORDING_SECONDS, reason, digits)
 
 
 def _prompt_seconds(prompt: dict[str, Any]) -> float:

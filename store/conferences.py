@@ -99,23 +99,24 @@ def leave(conn: psycopg.Connection, sid: str, call_sid: str) -> None:
 
 
 def set_muted(conn: psycopg.Connection, sid: str, call_sid: str, muted: bool) -> None:
-    cursor = conn.execute(
-        """UPDATE conference_participants SET muted = %s
-           WHERE conference_sid = %s AND call_sid = %s AND left_at IS NULL""",
-        (muted, sid, call_sid),
-    )
-    if cursor.rowcount:
-        add_event(conn, sid, "mute" if muted else "unmute", call=call_sid)
+    _set_flag(conn, sid, call_sid, "muted", muted, "mute" if muted else "unmute")
 
 
 def set_on_hold(conn: psycopg.Connection, sid: str, call_sid: str, on_hold: bool) -> None:
+    _set_flag(conn, sid, call_sid, "on_hold", on_hold, "hold" if on_hold else "unhold")
+
+
+def _set_flag(
+    conn: psycopg.Connection, sid: str, call_sid: str, column: str, value: bool, event: str
+) -> None:
+    assert column in ("muted", "on_hold")
     cursor = conn.execute(
-        """UPDATE conference_participants SET on_hold = %s
-           WHERE conference_sid = %s AND call_sid = %s AND left_at IS NULL""",
-        (on_hold, sid, call_sid),
+        f"""UPDATE conference_participants SET {column} = %s
+            WHERE conference_sid = %s AND call_sid = %s AND left_at IS NULL""",
+        (value, sid, call_sid),
     )
     if cursor.rowcount:
-        add_event(conn, sid, "hold" if on_hold else "unhold", call=call_sid)
+        add_event(conn, sid, event, call=call_sid)
 
 
 def set_controller(conn: psycopg.Connection, sid: str, call_sid: str) -> None:

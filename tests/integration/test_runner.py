@@ -44,6 +44,15 @@ def simulator(db, services, tmp_path) -> Simulator:
     )
 
 
+def dialled_leg(db, account_sid: str, parent: str):
+    """The one leg `parent`'s <Dial> placed."""
+    with db.transaction() as conn:
+        [child] = [
+            c for c in store_calls.recent_calls(conn, account_sid) if c.parent_call_sid == parent
+        ]
+    return child
+
+
 @pytest.fixture
 def number(db, account) -> str:
     value = "+1555" + str(uuid.uuid4().int)[:7]
@@ -279,10 +288,7 @@ def test_dial_rings_a_leg_bridges_it_and_reports_to_the_action(
     sid = simulator.incoming("+15550111", number)
 
     parent = call_row(db, sid)
-    with db.transaction() as conn:
-        [child] = [
-            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
-        ]
+    child = dialled_leg(db, account.sid, sid)
     assert (child.direction, child.to_number, child.from_number) == (
         "outbound-dial",
         "+14155550100",
@@ -380,10 +386,7 @@ def test_dial_of_an_extension_targets_the_extension(simulator, db, account, numb
     )
     responses.post(f"{CUSTOMER}/status", body="")
     sid = simulator.incoming("+15550111", number)
-    with db.transaction() as conn:
-        [child] = [
-            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
-        ]
+    child = dialled_leg(db, account.sid, sid)
     [originate] = commands_of(db, child.sid)
     assert originate["target"] == {"extension": "101", "account": account.sid}
 
@@ -491,10 +494,7 @@ def test_every_leg_is_handed_to_rating_once_when_it_ends(simulator, db, account,
     )
     responses.post(f"{CUSTOMER}/status", body="")
     sid = simulator.incoming("+15550111", number)
-    with db.transaction() as conn:
-        [child] = [
-            c.sid for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
-        ]
+    child = dialled_leg(db, account.sid, sid).sid
     assert sorted(rated) == sorted([sid, child])
 
 
@@ -509,10 +509,7 @@ def test_a_dialled_number_goes_out_in_e164_as_the_accounts_country_reads_it(
     )
     responses.post(f"{CUSTOMER}/status", body="")
     sid = simulator.incoming("+15550111", number)
-    with db.transaction() as conn:
-        [child] = [
-            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
-        ]
+    child = dialled_leg(db, account.sid, sid)
     [originate] = commands_of(db, child.sid)
     assert originate["target"] == {"number": "+14155550100"}
 
@@ -736,10 +733,7 @@ def test_dial_method_time_limit_and_answer_on_bridge(simulator, db, account, num
     )
     responses.post(f"{CUSTOMER}/status", body="")
     sid = simulator.incoming("+15550111", number)
-    with db.transaction() as conn:
-        [child] = [
-            c for c in store_calls.recent_calls(conn, account.sid) if c.parent_call_sid == sid
-        ]
+    child = dialled_leg(db, account.sid, sid)
     [originate] = commands_of(db, child.sid)
     assert originate["time_limit"] == 30
     # answerOnBridge: the caller is answered only when the dialled party answers (and so

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ SUBSCRIBER_TONE, EMPLOYEE_TONE, COLLEAGUE_TONE = 440, 1000, 1400
 @dataclass
 class Office:
     platform: Platform
-    trunk: Sipp
+    trunk: Sipp | None
     account: AccountCredentials
     domain: str
     number: str
@@ -47,6 +48,37 @@ class Office:
         return f"127.0.0.1:{self.platform.sip_port}"
 
 
+@contextmanager
+def opened_office(
+    services: Services,
+    db,
+    account: AccountCredentials,
+    tmp_path: Path,
+    trunk_uri: str,
+    extension_numbers: tuple[str, ...] = ("101", "102"),
+    *,
+    reception: bool = True,
+) -> Iterator[Office]:
+    """The account's extensions and a number whose script dials 101 (with `reception`),
+    on a running platform whose trunk is `trunk_uri`."""
+    domain = f"office-{uuid.uuid4().hex[:8]}.test"
+    number = "+1555" + str(uuid.uuid4().int)[:7]
+    passwords = {ext: f"secret-{ext}-{uuid.uuid4().hex[:6]}" for ext in extension_numbers}
+    with db.transaction() as conn:
+        extensions.set_sip_domain(conn, account.sid, domain)
+        for ext, password in passwords.items():
+            set_extension(conn, account.sid, ext, password, display_name=f"Employee {ext}")
+        url = "http://127.0.0.1:9/unused"
+        if reception:
+            script = bins.save_bin(
+                conn, account.sid, "reception", '<Response><Dial timeout="15">101</Dial></Response>'
+            )
+            url = f"{services.settings().public_url}/bins/{script.sid}"
+        numbers.set_number(conn, account.sid, number, voice_url=url)
+    with running_platform(services, tmp_path, trunk_uri=trunk_uri) as platform:
+        yield Office(platform, None, account, domain, number, passwords)
+
+
 @pytest.fixture
 def office(
     services: Services,
@@ -55,25 +87,10 @@ def office(
     tmp_path: Path,
     sipp: SippFactory,
 ) -> Iterator[Office]:
-    domain = f"office-{uuid.uuid4().hex[:8]}.test"
-    number = "+1555" + str(uuid.uuid4().int)[:7]
-    passwords = {ext: f"secret-{ext}-{uuid.uuid4().hex[:6]}" for ext in ("101", "102")}
-    with db.transaction() as conn:
-        extensions.set_sip_domain(conn, account.sid, domain)
-        for ext, password in passwords.items():
-            set_extension(conn, account.sid, ext, password, display_name=f"Employee {ext}")
-        script = bins.save_bin(
-            conn, account.sid, "reception", '<Response><Dial timeout="15">101</Dial></Response>'
-        )
-        numbers.set_number(
-            conn,
-            account.sid,
-            number,
-            voice_url=f"{services.settings().public_url}/bins/{script.sid}",
-        )
     trunk = sipp(scenario("uas_trunk"), auto_answer=True, rtp_echo=True).start()
-    with running_platform(services, tmp_path, trunk_uri=f"sip:{trunk.address}") as platform:
-        yield Office(platform, trunk, account, domain, number, passwords)
+    with opened_office(services, db, account, tmp_path, f"sip:{trunk.address}") as office:
+        office.trunk = trunk
+        yield office
 
 
 def employee(factory: BaresipFactory, office: Office, ext: str, tone: int) -> Baresip:
@@ -416,14 +433,6 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
         tone_hz=SUBSCRIBER_TONE,
         account=Account(user="+14155550100", answermode="auto"),
     )
-    domain = f"office-{uuid.uuid4().hex[:8]}.test"
-    number = "+1555" + str(uuid.uuid4().int)[:7]
-    passwords = {ext: f"secret-{ext}-{uuid.uuid4().hex[:6]}" for ext in ("101", "102")}
-    with db.transaction() as conn:
-        extensions.set_sip_domain(conn, account.sid, domain)
-        for ext, password in passwords.items():
-            set_extension(conn, account.sid, ext, password)
-        numbers.set_number(conn, account.sid, number, voice_url="http://127.0.0.1:9/unused")
     tariffs.import_rates(
         db,
         "prefix,description,price_per_minute,connect_fee,increments,currency\n"
@@ -432,8 +441,9 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
         deck=f"deck-{uuid.uuid4().hex[:8]}",
         account_sid=account.sid,
     )
-    with running_platform(services, tmp_path, trunk_uri=f"sip:{carrier.sip_address}") as platform:
-        office = Office(platform, None, account, domain, number, passwords)  # type: ignore[arg-type]
+    trunk_uri = f"sip:{carrier.sip_address}"
+    with opened_office(services, db, account, tmp_path, trunk_uri, reception=False) as office:
+        platform, domain = office.platform, office.domain
         staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
         colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
         staff.dial(f"sip:+14155550100@{domain}")
@@ -524,8 +534,9 @@ def test_callers_meet_in_a_conference_room(
         assert levels[own] < levels[other] - 30
 
 
+@pytest.mark.parametrize("dialled", ["12*", "109"], ids=["invalid-number", "unknown-extension"])
 def test_an_invalid_number_after_hash_plays_the_error_tone_and_goes_back(
-    office: Office, baresip_factory: BaresipFactory
+    office: Office, baresip_factory: BaresipFactory, dialled: str
 ) -> None:
     staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
     subscriber = subscriber_phone(baresip_factory)
@@ -533,7 +544,7 @@ def test_an_invalid_number_after_hash_plays_the_error_tone_and_goes_back(
     staff.wait_for("CALL_ESTABLISHED", timeout=20)
     subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
     time.sleep(1.0)
-    staff.send_digits("#12*#")
+    staff.send_digits(f"#{dialled}#")
     time.sleep(3.5)
     subscriber.hangup()
     staff.wait_for("CALL_CLOSED", timeout=15)
@@ -590,24 +601,9 @@ def carrier_office(
     carrier = baresip_factory(
         "carrier", tone_hz=EXTERNAL_TONE, account=Account(user=EXTERNAL, answermode="auto")
     )
-    domain = f"office-{uuid.uuid4().hex[:8]}.test"
-    number = "+1555" + str(uuid.uuid4().int)[:7]
-    passwords = {ext: f"secret-{ext}-{uuid.uuid4().hex[:6]}" for ext in ("101", "102", "103")}
-    with db.transaction() as conn:
-        extensions.set_sip_domain(conn, account.sid, domain)
-        for ext, password in passwords.items():
-            set_extension(conn, account.sid, ext, password)
-        script = bins.save_bin(
-            conn, account.sid, "reception", '<Response><Dial timeout="15">101</Dial></Response>'
-        )
-        numbers.set_number(
-            conn,
-            account.sid,
-            number,
-            voice_url=f"{services.settings().public_url}/bins/{script.sid}",
-        )
-    with running_platform(services, tmp_path, trunk_uri=f"sip:{carrier.sip_address}") as platform:
-        yield Office(platform, None, account, domain, number, passwords), carrier  # type: ignore[arg-type]
+    trunk_uri = f"sip:{carrier.sip_address}"
+    with opened_office(services, db, account, tmp_path, trunk_uri, ("101", "102", "103")) as office:
+        yield office, carrier
 
 
 def test_a_fourth_party_from_outside_joins_and_all_four_are_mixed(
