@@ -449,11 +449,13 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
         staff.dial(f"sip:+14155550100@{domain}")
         carrier.wait_for("CALL_ESTABLISHED", timeout=20)
         staff.wait_for("CALL_ESTABLISHED", timeout=20)
+        answered = time.monotonic()
         time.sleep(1.0)
         staff.send_digits("#102#")
         colleague.wait_for("CALL_ESTABLISHED", timeout=20)
         established = time.monotonic()
         time.sleep(2.0)
+        consulted = time.monotonic()
         staff.send_digits("#")
         time.sleep(1.0)
         merged = time.monotonic()
@@ -463,6 +465,14 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
         staff.wait_for("CALL_CLOSED", timeout=15)
         colleague.wait_for("CALL_CLOSED", timeout=15)
         bill = conference_bill(db, services, account.sid)
+    # While 101 consults 102, the party 101 called hears music and neither of them; 102
+    # hears 101 only.
+    held, rate = window(carrier, answered, established, consulted)
+    assert not has_tone(held, rate, EMPLOYEE_TONE), platform.tail()
+    assert not has_tone(held, rate, COLLEAGUE_TONE)
+    assert active_seconds(held, rate) >= 1.0, "the called party heard no music"
+    talk, rate = window(colleague, established, established, consulted)
+    assert has_tone(talk, rate, EMPLOYEE_TONE) and not has_tone(talk, rate, SUBSCRIBER_TONE)
     samples, rate = window(colleague, established, merged, ended)
     assert has_tone(samples, rate, SUBSCRIBER_TONE), platform.tail()
     assert has_tone(samples, rate, EMPLOYEE_TONE)
