@@ -2,11 +2,12 @@
 
 The plane runs as the engine runs it (an asyncio loop, 20 ms ticks on `LoopClock`)
 pinned to one core, with N legs bridged in pairs on real UDP sockets. A load process on
-the other core sends every leg 50 PCMU packets a second and takes nothing back (its
-socket is where the legs latch to, and the kernel drops what it does not read). For each
-N the plane runs a few seconds; we record when each leg's packets leave and report the
-p99 deviation of the intervals from 20 ms ("send jitter") and the packets the legs'
-jitter buffers lost. Each N is measured TRIALS times and judged by the median trial (a
+the other core sends every leg 50 PCMU packets a second, where the legs latch to; for
+every eighth leg it reads what the leg sends back with the kernel's receive timestamps
+(SO_TIMESTAMPNS: on loopback, the moment the plane's send reached the socket, whenever
+the load process reads it; the legs between are spread over the whole send order). For each N the plane runs a few seconds; we report the p99
+deviation of each leg's packet intervals from 20 ms ("send jitter") and the packets the
+legs' jitter buffers lost. Each N is measured TRIALS times and judged by the median trial (a
 shared machine's hiccup in one trial is not the plane's capacity); N rises until that
 p99 exceeds 2 ms or a packet is lost; the line says the highest N that passed. Target:
 1,000 streams.
@@ -24,6 +25,7 @@ import socket
 import struct
 import sys
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -39,57 +41,78 @@ SECONDS = 4.0
 WARMUP = 1.0
 STEPS = (100, 250, 400, 500, 600, 750, 1000, 1250, 1500, 2000)
 TRIALS = 3
+SAMPLE = 8  # every eighth leg's packets are timed
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python names it from 3.14
 
 
-class TimedEndpoint(SocketEndpoint):
-    def __init__(self, endpoint: SocketEndpoint, times: list[float]) -> None:
-        super().__init__(endpoint.rtp, endpoint.rtcp)
-        self.times = times
+def load(
+    ports: list[int], sink_port: int, stop: multiprocessing.Event, results: Connection
+) -> None:
+    """Send 50 packets a second to every port, paced per 20 ms; note when the packets of
+    every SAMPLE-th port come back; hand back (port, ns) pairs.
 
-    def send(self, data: bytes, address: tuple[str, int]) -> None:
-        self.times.append(time.perf_counter())
-        super().send(data, address)
-
-
-def load(ports: list[int], sink_port: int, stop: multiprocessing.Event) -> None:
-    """Send 50 packets a second to every port, from one socket, paced per 20 ms."""
+    Those ports are sent to from `sink_port`, whose packets are read with the kernel's
+    timestamps; the others from the port below it, which reads nothing (the kernel drops
+    what arrives, as a remote peer costs the plane nothing after the send).
+    """
     os.sched_setaffinity(0, {1 % os.cpu_count()})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.bind(("127.0.0.1", sink_port))
+    timed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    timed.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    timed.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    timed.bind(("127.0.0.1", sink_port))
+    timed.setblocking(False)
+    dropping = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dropping.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    dropping.bind(("127.0.0.1", sink_port - 2))
     payload = bytes([0xFF]) * 160
-    packets = [bytearray(struct.pack("!BBHII", 0x80, 0, 0, 0, 1000 + i) + payload) for i in ports]
+    packets = [
+        (bytearray(struct.pack("!BBHII", 0x80, 0, 0, 0, 1000 + i) + payload), port, sock)
+        for i, port in enumerate(ports)
+        for sock in [timed if i % SAMPLE == 0 else dropping]
+    ]
+    arrivals: list[tuple[int, int]] = []
+    control = socket.CMSG_SPACE(16)
     sequence = 0
     start = time.perf_counter()
     tick = 0
     while not stop.is_set():
-        for packet, port in zip(packets, ports, strict=True):
+        for packet, port, sock in packets:
             struct.pack_into("!HI", packet, 2, sequence & 0xFFFF, (sequence * 160) & 0xFFFFFFFF)
             with contextlib.suppress(OSError):
                 sock.sendto(packet, ("127.0.0.1", port))
         sequence += 1
         tick += 1
         delay = start + tick * 0.02 - time.perf_counter()
-        if delay > 0:
+        if delay > 0:  # asleep, not waiting on the socket: the plane's sends wake nobody
             time.sleep(delay)
+        while True:
+            try:
+                _data, ancillary, _flags, source = timed.recvmsg(2048, control)
+            except BlockingIOError:
+                break
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = struct.unpack("qq", value[:16])
+                    arrivals.append((source[1], seconds * 1_000_000_000 + nanoseconds))
+    results.send(np.array(arrivals, np.int64).reshape(-1, 2))
 
 
 def measure(count: int) -> dict:
     os.sched_setaffinity(0, {0})
-    sink_port = BASE_PORT - 2
+    sink_port = BASE_PORT - 2  # and the port below it
     ports = [BASE_PORT + 2 * i for i in range(count)]
     stop = multiprocessing.Event()
-    generator = multiprocessing.Process(target=load, args=(ports, sink_port, stop), daemon=True)
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    generator = multiprocessing.Process(
+        target=load, args=(ports, sink_port, stop, sending), daemon=True
+    )
 
     async def run() -> dict:
         loop = asyncio.get_running_loop()
         plane = MediaPlane(LoopClock(loop), lambda *_: None, recordings=Path("/tmp"), precise=True)
-        times: list[list[float]] = []
         streams = []
         for index, port in enumerate(ports):
-            sent: list[float] = []
-            times.append(sent)
-            endpoint = TimedEndpoint(SocketEndpoint.bind("127.0.0.1", port), sent)
+            endpoint = SocketEndpoint.bind("127.0.0.1", port)
             params = StreamParameters(
                 remote=("127.0.0.1", sink_port),
                 remote_rtcp=("127.0.0.1", sink_port + 1),
@@ -113,11 +136,13 @@ def measure(count: int) -> dict:
         stop.set()
         lost = sum(s.jitter.stats.lost for s in streams)
         received = sum(s.jitter.stats.received for s in streams)
+        arrivals = await loop.run_in_executor(None, receiving.recv)
         for index in range(count):
             plane.detach(f"leg{index}")
         deviations = []
-        for sent in times:
-            stamps = np.array([t for t in sent if t - sent[0] >= WARMUP])
+        arrivals = arrivals[np.lexsort((arrivals[:, 1], arrivals[:, 0]))]
+        for stamps in np.split(arrivals[:, 1], np.flatnonzero(np.diff(arrivals[:, 0])) + 1):
+            stamps = stamps[stamps - stamps[0] >= WARMUP * 1e9] / 1e9
             if len(stamps) > 2:
                 deviations.append(np.abs(np.diff(stamps) - 0.020))
         jitter = np.concatenate(deviations) * 1000 if deviations else np.array([np.inf])
@@ -128,6 +153,7 @@ def measure(count: int) -> dict:
             "received": received,
             "lost": lost,
             "cpu": round(cpu, 3),
+            "legs_heard": len(deviations),
             "skipped_ticks": plane.skipped_ticks,
         }
 

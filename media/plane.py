@@ -47,8 +47,19 @@ from media.audio.tts import synthesize
 from media.audio.wav import load_audio
 from media.fetch import fetch_audio
 from media.rtp import g711
+from media.rtp.batch import (
+    EPOLL_STRIDE,
+    RTCP,
+    RTP,
+    poll_ready,
+    pop_frames,
+    receive_ready,
+    send_frames,
+    warm_up,
+)
 from media.rtp.dtmf_detector import DtmfDetector
 from media.rtp.stream import RtpStream, SocketEndpoint, StreamParameters
+from media.rtp.table import S_CONNECTED, X_BY_STREAM, X_NEXT_REPORT, StreamTable, shared
 from media.sip.clock import Clock, TimerHandle
 
 log = logging.getLogger(__name__)
@@ -56,6 +67,7 @@ log = logging.getLogger(__name__)
 TICK = 0.020
 SPIN = 0.002
 MAX_READS = 16  # datagrams per socket per tick
+DATAGRAM = 2048  # bytes read per datagram
 MAX_AHEAD = 3  # frames a leg may be sent ahead of the clock when what it hears changes
 # Up to this many legs the sockets are also read between ticks, every TICK / READS_PER_TICK
 # but not in the last 3 x SPIN before a tick (a late read must not delay its sends), so a
@@ -231,6 +243,24 @@ class MediaPlane:
         # where something arrived (no failed read per idle socket per tick).
         self._poller = select.epoll() if hasattr(select, "epoll") else None
         self._polled: dict[int, tuple[Channel, RtpStream, bool]] = {}  # fd -> (.., is RTCP)
+        # Buffers of the compiled receive passes (`media.rtp.batch`).
+        self._scratch = np.zeros(DATAGRAM, np.uint8)
+        self._packet = np.zeros(DATAGRAM, np.uint8)
+        self._queue = np.zeros((0, DATAGRAM), np.uint8)  # what a pass leaves to Python
+        self._queued = np.zeros((0, 2), np.int64)
+        self._frames = np.zeros((0, 0), np.uint8)
+        self._taken = np.zeros((0, 2), np.int64)
+
+        # By file descriptor: the stream's row in the table, RTP or RTCP, the call of
+        # `_read_sockets` that last read it and how often it did.
+        self._fd_row = np.zeros(0, np.int64)
+        self._fd_kind = np.zeros(0, np.int8)
+        self._fd_mark = np.zeros(0, np.int64)
+        self._fd_reads = np.zeros(0, np.int64)
+        self._round = 0
+        self._events = np.zeros(0, np.int32)  # room for epoll_wait's answers
+        self._ready = self._ready_rows = self._rest = np.zeros(0, np.int64)
+        warm_up()
 
     # ------------------------------------------------------------------ legs
 
@@ -251,8 +281,17 @@ class MediaPlane:
         if self._poller is not None and isinstance(endpoint, SocketEndpoint):
             for sock, rtcp in ((endpoint.rtp, False), (endpoint.rtcp, True)):
                 if sock is not None:
-                    self._poller.register(sock.fileno(), select.EPOLLIN)
-                    self._polled[sock.fileno()] = (channel, stream, rtcp)
+                    fd = sock.fileno()
+                    self._poller.register(fd, select.EPOLLIN)
+                    self._polled[fd] = (channel, stream, rtcp)
+                    if fd >= len(self._fd_row):
+                        size = max(64, 2 * fd)
+                        self._fd_row = _grown(self._fd_row, size)
+                        self._fd_kind = _grown(self._fd_kind, size)
+                        self._fd_mark = _grown(self._fd_mark, size)
+                        self._fd_reads = _grown(self._fd_reads, size)
+                    self._fd_row[fd] = stream.row
+                    self._fd_kind[fd] = RTCP if rtcp else RTP
             channel.polled = True
 
     def _close_stream(self, channel: Channel) -> None:
@@ -264,6 +303,7 @@ class MediaPlane:
             for sock in (endpoint.rtp, endpoint.rtcp):
                 if sock is not None and self._polled.pop(sock.fileno(), None) is not None:
                     self._poller.unregister(sock.fileno())
+                    self._fd_kind[sock.fileno()] = 0
         stream.close(self.clock.now())
         channel.stream = None
         channel.polled = False
@@ -803,23 +843,64 @@ class MediaPlane:
                 ].tobytes()
                 for row, index in enumerate(indices):
                     payloads[index] = codes[row * FRAME : (row + 1) * FRAME]
-        for stream, payload in zip(streams, payloads, strict=True):
-            stream.send_payload(payload, now)
+        if streams:
+            self._send_frames(streams, payloads, now)
+
+    def _send_frames(self, streams: list[RtpStream], payloads: list[Any], now: float) -> None:
+        """Latched streams' frames of 20 ms go out in one compiled pass (`send_frames`);
+        the others (not latched yet, a digit being sent, an odd frame) one by one."""
+        table = shared()
+        ints = table.ints
+        count = len(streams)
+        rows = np.fromiter((stream.row for stream in streams), np.int64, count)
+        for index, payload in enumerate(payloads):
+            if payload is None:
+                payloads[index] = streams[index].silence
+        sizes = np.fromiter(map(len, payloads), np.int64, count)
+        batch = (ints[rows, S_CONNECTED] == 1) & (ints[rows, X_BY_STREAM] == 0) & (sizes == FRAME)
+        indices = np.flatnonzero(batch).tolist()
+        if indices:
+            frames = np.frombuffer(b"".join([payloads[i] for i in indices]), np.uint8)
+            send_frames(
+                rows[batch], frames.reshape(len(indices), FRAME), sizes[batch], ints, self._packet
+            )
+            for index in np.flatnonzero(batch & (table.floats[rows, X_NEXT_REPORT] <= now)):
+                streams[index].report_when_due(now)
+        for index in np.flatnonzero(~batch).tolist():
+            streams[index].send_payload(payloads[index], now)
 
     def _read_sockets(self, now: float) -> None:
-        """Datagrams from every ready socket into their streams; key presses reported."""
+        """Datagrams from every ready socket into their streams; key presses reported.
+
+        The sockets of latched streams (connected to their peers) are read in one
+        compiled pass (`receive_ready`, at most MAX_READS datagrams each; the kernel drops
+        the rest of a flood); a stream not yet latched, and RTCP, are read here, one
+        datagram per round (a socket with more stays ready for the next).
+        """
         poller = self._poller
         polled = self._polled
         if poller is None or not polled:
             return
-        # One datagram per ready socket per round; a socket with more stays ready for
-        # the next round. A flooded socket gets at most MAX_READS per read; the kernel
-        # drops the rest.
-        for _ in range(MAX_READS):
-            events = poller.poll(0)
-            if not events:
+        table = shared()
+        self._round += 1
+        mark = self._round  # sockets read by the compiled pass in this call are marked
+        if len(self._events) < EPOLL_STRIDE * len(polled):
+            self._events = np.zeros(2 * EPOLL_STRIDE * len(polled), np.int32)
+            self._ready = np.zeros(2 * len(polled), np.int64)
+            self._ready_rows = np.zeros(2 * len(polled), np.int64)
+            self._rest = np.zeros(2 * len(polled), np.int64)
+            self._queue = np.zeros((2 * len(polled), DATAGRAM), np.uint8)
+            self._queued = np.zeros((2 * len(polled), 2), np.int64)
+        # Rounds: one datagram per ready socket each (a socket with more stays ready).
+        for _round in range(MAX_READS):
+            batched, others = poll_ready(
+                poller.fileno(), self._events, EPOLL_STRIDE, self._fd_row, self._fd_kind,
+                self._fd_mark, self._fd_reads, mark, MAX_READS, table.ints, self._ready,
+                self._ready_rows, self._rest,
+            )  # fmt: skip
+            if not batched and not others:
                 break
-            for fd, _mask in events:
+            for fd in self._rest[:others].tolist():
                 entry = polled.get(fd)
                 if entry is None:
                     continue
@@ -831,17 +912,38 @@ class MediaPlane:
                     data = endpoint.read_rtcp()
                     if data is not None:
                         stream.take_rtcp(data, now)
-                    continue
-                received = endpoint.read()
-                if received is not None:
-                    presses = stream.take(received[0], received[1], now)
-                    for press in presses:
-                        self._digit(channel, press.digit, "rfc4733")
+                elif endpoint.connected is None:
+                    received = endpoint.read()
+                    if received is not None:
+                        for press in stream.take(received[0], received[1], now):
+                            self._digit(channel, press.digit, "rfc4733")
+            if batched:
+                self._receive_ready(table, self._ready[:batched], self._ready_rows[:batched], now)
+
+    def _receive_ready(
+        self,
+        table: StreamTable,
+        fds: NDArray[np.int64],
+        rows: NDArray[np.int64],
+        now: float,
+    ) -> None:
+        queued = receive_ready(
+            fds, rows, *table.arrays, self._scratch, self._queue, self._queued, now
+        )
+        # What the pass left to the streams themselves: RFC 4733 events and the unusual.
+        queue = self._queue
+        for position, (index, size) in enumerate(self._queued[:queued].tolist()):
+            channel, stream, _rtcp = self._polled[int(fds[index])]
+            endpoint: SocketEndpoint = stream.endpoint  # type: ignore[assignment]
+            data = queue[position, :size].tobytes()
+            for press in stream.take(data, endpoint.connected, now):  # type: ignore[arg-type]
+                self._digit(channel, press.digit, "rfc4733")
 
     def _receive(self, channels: list[Channel], now: float) -> None:
         """3. What each leg said: datagrams in, then the frame due for playout."""
         self._read_sockets(now)
-        batches: dict[int, list[Channel]] = {0: [], 8: []}
+        table = shared()
+        due: list[Channel] = []  # legs whose next frame is a packet in the table
         for channel in channels:
             stream = channel.stream
             channel.payload = None
@@ -855,22 +957,12 @@ class MediaPlane:
             )
             for press in presses:
                 self._digit(channel, press.digit, "rfc4733")
-            audio = stream.next_audio(now)
-            if audio.__class__ is tuple:
-                channel.payload = audio[1]  # type: ignore[index]
-                batches[audio[0]].append(channel)  # type: ignore[index]
+            if stream.table is table and not len(stream.pending):
+                due.append(channel)
             else:
-                channel.input = audio  # type: ignore[assignment]
-                channel.payload_codec = None
-        for payload_type, members in batches.items():
-            if members:
-                decoded = _DECODE_TABLES[payload_type][
-                    np.frombuffer(b"".join([member.payload for member in members]), np.uint8)  # type: ignore[misc]
-                ].reshape(len(members), FRAME)
-                codec = "PCMU" if payload_type == 0 else "PCMA"
-                for member, frame in zip(members, decoded, strict=True):
-                    member.input = frame
-                    member.payload_codec = codec
+                self._take_audio(channel, stream.next_audio(now), now)
+        if due:
+            self._pop_frames(table, due, now)
         mixer = self.mixer
         for channel in channels:
             if channel.inband is None and channel.recording is None and channel.slot is None:
@@ -897,6 +989,56 @@ class MediaPlane:
             if channel.slot is not None and frame is not None:
                 mixer.input[channel.slot] = frame
 
+    def _take_audio(
+        self, channel: Channel, audio: tuple[int, bytes] | NDArray[np.int16] | None, now: float
+    ) -> None:
+        if audio.__class__ is tuple:
+            payload_type, payload = audio  # type: ignore[misc]
+            channel.payload = payload
+            channel.input = _DECODE_TABLES[payload_type][np.frombuffer(payload, np.uint8)]
+            channel.payload_codec = "PCMU" if payload_type == 0 else "PCMA"
+        else:
+            channel.input = audio  # type: ignore[assignment]
+            channel.payload_codec = None
+
+    def _pop_frames(self, table: StreamTable, due: list[Channel], now: float) -> None:
+        """Every leg's packet due for playout, in one compiled pass, decoded one numpy step
+        per codec; a packet of other than 20 ms is decoded by its stream."""
+        count = len(due)
+        if len(self._frames) < count:
+            self._frames = np.zeros((2 * count, table.max_payload), np.uint8)
+            self._taken = np.zeros((2 * count, 2), np.int64)
+        frames = self._frames
+        rows = np.fromiter((channel.stream.row for channel in due), np.int64, count)  # type: ignore[union-attr]
+        ints, floats, _low, _high, slots, data = table.arrays
+        pop_frames(rows, ints, floats, slots, data, frames, self._taken, now)
+        taken = self._taken[:count]
+        payload_types = taken[:, 0]
+        whole = taken[:, 1] == FRAME  # one frame of 20 ms: decoded here, all at once
+        decoded = np.zeros((count, FRAME), np.int16)
+        for payload_type in (0, 8):
+            selected = whole & (payload_types == payload_type)
+            if selected.any():
+                decoded[selected] = _DECODE_TABLES[payload_type][frames[:count, :FRAME][selected]]
+        payloads = frames[:count, :FRAME].tobytes()
+        kinds = np.where(whole, payload_types, np.where(payload_types < 0, -1, -2)).tolist()
+        for index, channel in enumerate(due):
+            kind = kinds[index]
+            if kind >= 0:
+                channel.input = decoded[index]
+                channel.payload = payloads[index * FRAME : (index + 1) * FRAME]
+                channel.payload_codec = "PCMU" if kind == 0 else "PCMA"
+            elif kind == -1:  # nothing due
+                channel.input = None
+                channel.payload_codec = None
+            else:  # another packet time: the stream decodes and cuts it into frames
+                stream: RtpStream = channel.stream  # type: ignore[assignment]
+                size = int(taken[index, 1])
+                payload = frames[index, :size].tobytes()
+                stream.pending = stream.decode(int(payload_types[index]), payload)
+                channel.input = stream.frame(now)
+                channel.payload_codec = None
+
     def _output(self, channel: Channel) -> NDArray[np.int16] | None:
         while channel.prompts:
             prompt = channel.prompts[0]
@@ -914,6 +1056,12 @@ class MediaPlane:
         if channel.slot is not None:
             return self.mixer.output[channel.slot]
         return None
+
+
+def _grown(array: NDArray[Any], size: int) -> NDArray[Any]:
+    grown = np.zeros(size, array.dtype)
+    grown[: len(array)] = array
+    return grown
 
 
 class _Limited:

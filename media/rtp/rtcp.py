@@ -12,8 +12,30 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from numba import njit
+
 from media.rtp.packet import RTP_VERSION, RtpParseError
-from media.rtp.sequence import timestamp_delta
+from media.rtp.table import (
+    R_ACTIVE,
+    R_BAD_SEQ,
+    R_BASE_SEQ,
+    R_CLOCK_RATE,
+    R_CYCLES,
+    R_EXPECTED_PRIOR,
+    R_HAS_MAX,
+    R_HAS_TRANSIT,
+    R_JITTER,
+    R_LAST_SR,
+    R_LAST_SR_ARRIVAL,
+    R_LAST_TIMESTAMP,
+    R_LAST_TRANSIT,
+    R_MAX_SEQ,
+    R_PROBATION,
+    R_RECEIVED,
+    R_RECEIVED_PRIOR,
+    R_SSRC,
+    StreamTable,
+)
 
 RTCP_SR = 200
 RTCP_RR = 201
@@ -355,6 +377,102 @@ _MIN_SEQUENTIAL = 2
 _SEQ_MOD = 1 << 16
 
 
+@njit(cache=True)
+def reset_statistics(ints, floats, row, ssrc, clock_rate, probation):
+    """Start counting a new source in ``row``."""
+    ints[row, R_ACTIVE] = 1
+    ints[row, R_SSRC] = ssrc
+    ints[row, R_CLOCK_RATE] = clock_rate
+    ints[row, R_PROBATION] = probation
+    ints[row, R_HAS_MAX] = 0
+    ints[row, R_MAX_SEQ] = 0
+    ints[row, R_BASE_SEQ] = 0
+    ints[row, R_BAD_SEQ] = _SEQ_MOD + 1
+    ints[row, R_CYCLES] = 0
+    ints[row, R_RECEIVED] = 0
+    ints[row, R_RECEIVED_PRIOR] = 0
+    ints[row, R_EXPECTED_PRIOR] = 0
+    ints[row, R_HAS_TRANSIT] = 0
+    ints[row, R_LAST_TIMESTAMP] = 0
+    ints[row, R_LAST_SR] = 0
+    floats[row, R_JITTER] = 0.0
+    floats[row, R_LAST_TRANSIT] = 0.0
+    floats[row, R_LAST_SR_ARRIVAL] = 0.0
+
+
+@njit(cache=True)
+def _init_seq(ints, row, seq):
+    ints[row, R_BASE_SEQ] = seq
+    ints[row, R_MAX_SEQ] = seq
+    ints[row, R_HAS_MAX] = 1
+    ints[row, R_BAD_SEQ] = _SEQ_MOD + 1
+    ints[row, R_CYCLES] = 0
+    ints[row, R_RECEIVED] = 0
+    ints[row, R_RECEIVED_PRIOR] = 0
+    ints[row, R_EXPECTED_PRIOR] = 0
+
+
+@njit(cache=True)
+def _update_seq(ints, row, seq):
+    """RFC 3550 A.1: whether the packet counts (probation over, no unconfirmed jump)."""
+    if not ints[row, R_HAS_MAX]:
+        _init_seq(ints, row, seq)
+        if ints[row, R_PROBATION] == 0:
+            return True
+        ints[row, R_MAX_SEQ] = (seq - 1) & 0xFFFF
+    max_seq = ints[row, R_MAX_SEQ]
+    if ints[row, R_PROBATION]:
+        if seq == (max_seq + 1) & 0xFFFF:
+            ints[row, R_PROBATION] -= 1
+            ints[row, R_MAX_SEQ] = seq
+            if ints[row, R_PROBATION] == 0:
+                _init_seq(ints, row, seq)
+                return True
+        else:
+            ints[row, R_PROBATION] = _MIN_SEQUENTIAL - 1
+            ints[row, R_MAX_SEQ] = seq
+        return False
+    udelta = (seq - max_seq) & 0xFFFF
+    if udelta < _MAX_DROPOUT:
+        if seq < max_seq:
+            ints[row, R_CYCLES] += _SEQ_MOD
+        ints[row, R_MAX_SEQ] = seq
+    elif udelta <= _SEQ_MOD - _MAX_MISORDER:
+        if seq == ints[row, R_BAD_SEQ]:
+            # Two sequential packets after a big jump: the source restarted.
+            _init_seq(ints, row, seq)
+        else:
+            ints[row, R_BAD_SEQ] = (seq + 1) & 0xFFFF
+            return False
+    return True
+
+
+@njit(cache=True)
+def update_statistics(ints, floats, row, sequence_number, timestamp, arrival):
+    """Account one received packet; False if it was not counted (probation, jump)."""
+    if not _update_seq(ints, row, sequence_number):
+        return False
+    ints[row, R_RECEIVED] += 1
+    # A.8: transit in timestamp units; only differences matter, so the arrival clock's
+    # origin is irrelevant. Unwrapping against the last timestamp keeps the difference
+    # right across the 2**32 wrap.
+    arrival_units = arrival * ints[row, R_CLOCK_RATE]
+    if not ints[row, R_HAS_TRANSIT]:
+        transit = arrival_units - timestamp
+        unwrapped = timestamp
+    else:
+        last = ints[row, R_LAST_TIMESTAMP]
+        unwrapped = last + (((timestamp - last + 0x80000000) & 0xFFFFFFFF) - 0x80000000)
+        transit = arrival_units - unwrapped
+        floats[row, R_JITTER] += (
+            abs(transit - floats[row, R_LAST_TRANSIT]) - floats[row, R_JITTER]
+        ) / 16.0
+    floats[row, R_LAST_TRANSIT] = transit
+    ints[row, R_HAS_TRANSIT] = 1
+    ints[row, R_LAST_TIMESTAMP] = unwrapped
+    return True
+
+
 class ReceiverStatistics:
     """Reception statistics for one source, per RFC 3550 appendix A.1, A.3 and A.8.
 
@@ -363,180 +481,105 @@ class ReceiverStatistics:
     starts a new interval for the fraction lost. A new source must be seen in sequence
     ``probation`` times before its packets count (A.1); a jump of more than 3000 is taken
     as a restart only once two packets in sequence confirm it.
+
+    The counters are a row of a `StreamTable` (a stream's, or one of its own), so that
+    the media plane updates every stream's in one compiled pass (`update_statistics`).
     """
 
-    __slots__ = (
-        "_bad_seq",
-        "_base_seq",
-        "_cycles",
-        "_expected_prior",
-        "_jitter",
-        "_last_sr",
-        "_last_sr_arrival",
-        "_last_timestamp",
-        "_last_transit",
-        "_max_seq",
-        "_probation",
-        "_received",
-        "_received_prior",
-        "clock_rate",
-        "ssrc",
-    )
+    __slots__ = ("row", "table")
 
-    def __init__(self, ssrc: int, clock_rate: int, probation: int = _MIN_SEQUENTIAL) -> None:
-        self.ssrc = ssrc
-        self.clock_rate = clock_rate
-        self._probation = probation
-        self._max_seq: int | None = None
-        self._base_seq = 0
-        self._bad_seq = _SEQ_MOD + 1
-        self._cycles = 0
-        self._received = 0
-        self._received_prior = 0
-        self._expected_prior = 0
-        self._jitter = 0.0
-        self._last_transit: float | None = None
-        self._last_timestamp = 0
-        self._last_sr = 0
-        self._last_sr_arrival = 0.0
+    def __init__(
+        self,
+        ssrc: int,
+        clock_rate: int,
+        probation: int = _MIN_SEQUENTIAL,
+        *,
+        table: StreamTable | None = None,
+        row: int | None = None,
+    ) -> None:
+        if table is None:
+            table = StreamTable(1, capacity=2, window=1)
+            row = table.take_row()
+            reset_statistics(table.ints, table.floats, row, ssrc, clock_rate, probation)
+        assert row is not None
+        self.table = table
+        self.row = row
 
-    def _init_seq(self, seq: int) -> None:
-        self._base_seq = seq
-        self._max_seq = seq
-        self._bad_seq = _SEQ_MOD + 1
-        self._cycles = 0
-        self._received = 0
-        self._received_prior = 0
-        self._expected_prior = 0
+    @property
+    def ssrc(self) -> int:
+        return int(self.table.ints[self.row, R_SSRC])
 
-    def _update_seq(self, seq: int) -> bool:
-        max_seq = self._max_seq
-        if max_seq is None:
-            self._init_seq(seq)
-            if self._probation == 0:
-                return True
-            self._max_seq = (seq - 1) & 0xFFFF
-            max_seq = self._max_seq
-        if self._probation:
-            if seq == (max_seq + 1) & 0xFFFF:
-                self._probation -= 1
-                self._max_seq = seq
-                if self._probation == 0:
-                    self._init_seq(seq)
-                    return True
-            else:
-                self._probation = _MIN_SEQUENTIAL - 1
-                self._max_seq = seq
-            return False
-        udelta = (seq - max_seq) & 0xFFFF
-        if udelta < _MAX_DROPOUT:
-            if seq < max_seq:
-                self._cycles += _SEQ_MOD
-            self._max_seq = seq
-        elif udelta <= _SEQ_MOD - _MAX_MISORDER:
-            if seq == self._bad_seq:
-                # Two sequential packets after a big jump: the source restarted.
-                self._init_seq(seq)
-            else:
-                self._bad_seq = (seq + 1) & 0xFFFF
-                return False
-        return True
+    @property
+    def clock_rate(self) -> int:
+        return int(self.table.ints[self.row, R_CLOCK_RATE])
 
     def update(self, sequence_number: int, timestamp: int, arrival: float) -> bool:
         """Account one received packet; False if it was not counted (probation, jump)."""
-        max_seq = self._max_seq
-        last_transit = self._last_transit
-        if (
-            last_transit is not None
-            and sequence_number == ((max_seq + 1) & 0xFFFF)  # type: ignore[operator]
-            and not self._probation
-        ):
-            # The common case, the next packet in order: A.1 and A.8 without the calls.
-            if sequence_number == 0:
-                self._cycles += _SEQ_MOD
-            self._max_seq = sequence_number
-            self._received += 1
-            last_timestamp = self._last_timestamp
-            unwrapped = last_timestamp + (
-                ((timestamp - last_timestamp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        table = self.table
+        return bool(
+            update_statistics(
+                table.ints, table.floats, self.row, sequence_number, timestamp, arrival
             )
-            transit = arrival * self.clock_rate - unwrapped
-            self._jitter += (abs(transit - last_transit) - self._jitter) / 16.0
-            self._last_transit = transit
-            self._last_timestamp = unwrapped
-            return True
-        if not self._update_seq(sequence_number):
-            return False
-        self._received += 1
-        # A.8: transit in timestamp units; only differences matter, so the arrival clock's
-        # origin is irrelevant. Unwrapping against the last timestamp keeps the
-        # difference right across the 2**32 wrap.
-        arrival_units = arrival * self.clock_rate
-        if self._last_transit is None:
-            transit = arrival_units - timestamp
-        else:
-            unwrapped = self._last_timestamp + timestamp_delta(
-                timestamp, self._last_timestamp & 0xFFFFFFFF
-            )
-            transit = arrival_units - unwrapped
-            self._jitter += (abs(transit - self._last_transit) - self._jitter) / 16.0
-            timestamp = unwrapped
-        self._last_transit = transit
-        self._last_timestamp = timestamp
-        return True
+        )
 
     def on_sender_report(self, report: SenderReport, arrival: float) -> None:
         """Remember the source's last SR so report blocks carry LSR and DLSR."""
-        self._last_sr = (report.ntp_timestamp >> 16) & 0xFFFFFFFF
-        self._last_sr_arrival = arrival
+        self.table.ints[self.row, R_LAST_SR] = (report.ntp_timestamp >> 16) & 0xFFFFFFFF
+        self.table.floats[self.row, R_LAST_SR_ARRIVAL] = arrival
 
     @property
     def packets_received(self) -> int:
-        return self._received
+        return int(self.table.ints[self.row, R_RECEIVED])
 
     @property
     def extended_highest_sequence(self) -> int:
         """Cycles count in the high 16 bits, highest sequence number in the low 16."""
-        return self._cycles + (self._max_seq or 0)
+        ints = self.table.ints[self.row]
+        return int(ints[R_CYCLES] + ints[R_MAX_SEQ])
 
     @property
     def packets_expected(self) -> int:
-        if self._max_seq is None or (self._received == 0 and self._probation):
+        ints = self.table.ints[self.row]
+        if not ints[R_HAS_MAX] or (ints[R_RECEIVED] == 0 and ints[R_PROBATION]):
             return 0
-        return self.extended_highest_sequence - self._base_seq + 1
+        return self.extended_highest_sequence - int(ints[R_BASE_SEQ]) + 1
 
     @property
     def cumulative_lost(self) -> int:
         """Expected minus received, clamped to the 24-bit signed wire field."""
-        lost = self.packets_expected - self._received
+        lost = self.packets_expected - self.packets_received
         return max(-0x800000, min(0x7FFFFF, lost))
 
     @property
     def jitter(self) -> float:
         """Interarrival jitter estimate in timestamp units (A.8)."""
-        return self._jitter
+        return float(self.table.floats[self.row, R_JITTER])
 
     def report_block(self, now: float) -> ReportBlock:
-        """The reception report for this source; starts a new fraction-lost interval."""
+        """The reception report for this source; starts a new interval for the fraction lost."""
+        ints = self.table.ints
+        row = self.row
         expected = self.packets_expected
-        expected_interval = expected - self._expected_prior
-        received_interval = self._received - self._received_prior
-        self._expected_prior = expected
-        self._received_prior = self._received
+        received = self.packets_received
+        expected_interval = expected - int(ints[row, R_EXPECTED_PRIOR])
+        received_interval = received - int(ints[row, R_RECEIVED_PRIOR])
+        ints[row, R_EXPECTED_PRIOR] = expected
+        ints[row, R_RECEIVED_PRIOR] = received
         lost_interval = expected_interval - received_interval
         if expected_interval == 0 or lost_interval <= 0:
             fraction = 0
         else:
             fraction = (lost_interval << 8) // expected_interval
+        last_sr = int(ints[row, R_LAST_SR])
         dlsr = 0
-        if self._last_sr:
-            dlsr = int((now - self._last_sr_arrival) * 65536) & 0xFFFFFFFF
+        if last_sr:
+            dlsr = int((now - self.table.floats[row, R_LAST_SR_ARRIVAL]) * 65536) & 0xFFFFFFFF
         return ReportBlock(
             ssrc=self.ssrc,
             fraction_lost=min(fraction, 255),
             packets_lost=self.cumulative_lost,
             highest_sequence=self.extended_highest_sequence & 0xFFFFFFFF,
-            jitter=int(self._jitter),
-            lsr=self._last_sr,
+            jitter=int(self.jitter),
+            lsr=last_sr,
             dlsr=dlsr,
         )

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from media.rtp import g711
+from media.rtp.batch import take_audio
 from media.rtp.jitterbuffer import JitterBuffer
 from media.rtp.packet import FIXED_HEADER_SIZE, RtpPacket, RtpParseError
 from media.rtp.rtcp import (
@@ -44,6 +45,25 @@ from media.rtp.rtcp import (
     ntp_timestamp,
     parse_compound,
     serialize_compound,
+)
+from media.rtp.table import (
+    R_ACTIVE,
+    S_CONNECTED,
+    S_EVENT_PT,
+    S_IGNORED,
+    S_RECEIVED,
+    X_BY_STREAM,
+    X_FD,
+    X_MARKER,
+    X_NEXT_REPORT,
+    X_PAYLOAD_TYPE,
+    X_SENT_OCTETS,
+    X_SENT_PACKETS,
+    X_SEQUENCE,
+    X_SSRC,
+    X_TIMESTAMP,
+    StreamTable,
+    shared,
 )
 from media.rtp.telephone_event import DigitPress, TelephoneEventReceiver, TelephoneEventSender
 
@@ -209,13 +229,39 @@ class StreamParameters:
     receives: bool  # we expect the peer's media
 
 
-@dataclass(slots=True)
 class StreamStats:
-    sent_packets: int = 0
-    sent_octets: int = 0
-    received_packets: int = 0
-    ignored_packets: int = 0
-    latched: int = 0
+    """A stream's counters, kept in its row of the table (but `latched`)."""
+
+    __slots__ = ("latched", "row", "table")
+
+    def __init__(self, table: StreamTable, row: int) -> None:
+        self.table = table
+        self.row = row
+        self.latched = 0
+
+    @property
+    def sent_packets(self) -> int:
+        return int(self.table.ints[self.row, X_SENT_PACKETS])
+
+    @property
+    def sent_octets(self) -> int:
+        return int(self.table.ints[self.row, X_SENT_OCTETS])
+
+    def sent(self, octets: int) -> None:
+        ints = self.table.ints
+        ints[self.row, X_SENT_PACKETS] += 1
+        ints[self.row, X_SENT_OCTETS] += octets
+
+    @property
+    def received_packets(self) -> int:
+        return int(self.table.ints[self.row, S_RECEIVED])
+
+    @property
+    def ignored_packets(self) -> int:
+        return int(self.table.ints[self.row, S_IGNORED])
+
+    def ignored(self) -> None:
+        self.table.ints[self.row, S_IGNORED] += 1
 
 
 class RtpStream:
@@ -223,19 +269,56 @@ class RtpStream:
 
     def __init__(self, endpoint: Endpoint, params: StreamParameters, *, cname: str = "") -> None:
         self.endpoint = endpoint
+        # The state lives in the process's table, where the media plane receives and
+        # sends for all streams at once (`media.rtp.batch`).
+        self.table = shared()
+        self.row = self.table.take_row()
+        self.jitter = JitterBuffer(table=self.table, row=self.row)
+        self.statistics = ReceiverStatistics(0, 8000, table=self.table, row=self.row)
+        self.stats = StreamStats(self.table, self.row)
         self.ssrc = random.getrandbits(32)
-        self.sequence = random.getrandbits(16)
-        self.timestamp = random.getrandbits(32)
+        ints = self.table.ints
+        ints[self.row, X_SSRC] = self.ssrc
+        ints[self.row, X_SEQUENCE] = random.getrandbits(16)
+        ints[self.row, X_TIMESTAMP] = random.getrandbits(32)
+        fileno = getattr(endpoint, "fileno", None)
+        ints[self.row, X_FD] = fileno() if fileno is not None else -1
+        self.table.floats[self.row, X_NEXT_REPORT] = -1.0
         self.cname = (cname or f"leg@{os.getpid()}").encode()[:255]
-        self.stats = StreamStats()
-        self.jitter = JitterBuffer()
-        self.reception: dict[int, ReceiverStatistics] = {}
-        self._pending = np.zeros(0, dtype=np.int16)
+        self.pending = np.zeros(0, dtype=np.int16)
         self._digits_out: list[RtpPacket] = []
         self._marker = True
-        self._next_rtcp: float | None = None
         self._pressing = False  # an RFC 4733 press is open: flush it if its end never comes
         self.configure(params)
+
+    @property
+    def sequence(self) -> int:
+        return int(self.table.ints[self.row, X_SEQUENCE])
+
+    @sequence.setter
+    def sequence(self, value: int) -> None:
+        self.table.ints[self.row, X_SEQUENCE] = value
+
+    @property
+    def timestamp(self) -> int:
+        return int(self.table.ints[self.row, X_TIMESTAMP])
+
+    @timestamp.setter
+    def timestamp(self, value: int) -> None:
+        self.table.ints[self.row, X_TIMESTAMP] = value
+
+    @property
+    def _marker(self) -> bool:
+        return bool(self.table.ints[self.row, X_MARKER])
+
+    @_marker.setter
+    def _marker(self, value: bool) -> None:
+        self.table.ints[self.row, X_MARKER] = value
+
+    def _sent_by_stream(self) -> None:
+        """Whether this stream's next packet must be sent here, not by the media plane's
+        compiled pass: an RFC 4733 digit is queued, or the peer wants no media."""
+        self.table.ints[self.row, X_BY_STREAM] = bool(self._digits_out) or not self.params.sends
 
     def configure(self, params: StreamParameters) -> None:
         """Take a new offer/answer result; a changed remote address unlatches."""
@@ -249,10 +332,14 @@ class RtpStream:
             disconnect = getattr(self.endpoint, "disconnect", None)
             if disconnect is not None:
                 disconnect()
+            self.table.ints[self.row, S_CONNECTED] = 0
+        self.table.ints[self.row, X_PAYLOAD_TYPE] = params.payload_type
+        self._sent_by_stream()
         self._encode = _ENCODERS[params.codec]
         self._decoders = {0: g711.decode_pcmu, 8: g711.decode_pcma}
-        self._silence = _SILENCE[params.codec]
+        self.silence = _SILENCE[params.codec]
         pt = params.telephone_event_pt
+        self.table.ints[self.row, S_EVENT_PT] = -1 if pt is None else pt
         if old is None or old.telephone_event_pt != pt:
             self.events_in = TelephoneEventReceiver(pt) if pt is not None else None
             self.events_out = TelephoneEventSender(pt, self.ssrc) if pt is not None else None
@@ -283,7 +370,7 @@ class RtpStream:
             try:
                 packet = RtpPacket.parse(data)
             except RtpParseError:
-                self.stats.ignored_packets += 1
+                self.stats.ignored()
                 return presses
             pt = packet.payload_type
             sequence_number, timestamp, ssrc = packet.sequence_number, packet.timestamp, packet.ssrc
@@ -292,22 +379,19 @@ class RtpStream:
             try:
                 presses = events_in.receive(packet or RtpPacket.parse(data), now)
             except RtpParseError:  # a malformed event payload
-                self.stats.ignored_packets += 1
+                self.stats.ignored()
                 return presses
             self._pressing = True
-        elif pt == 0 or pt == 8:
+            self.table.ints[self.row, S_RECEIVED] += 1
+        elif (pt == 0 or pt == 8) and len(data) - FIXED_HEADER_SIZE <= self.table.max_payload:
             payload = data[FIXED_HEADER_SIZE:] if packet is None else packet.payload
-            self.jitter.add(ssrc, sequence_number, timestamp, (pt, payload), now)
-            statistics = self.reception.get(ssrc)
-            if statistics is None:
-                if len(self.reception) > 8:
-                    self.reception.clear()
-                statistics = self.reception[ssrc] = ReceiverStatistics(ssrc, 8000)
-            statistics.update(sequence_number, timestamp, now)
+            take_audio(
+                *self.table.arrays, self.row, ssrc, sequence_number, timestamp, pt,
+                np.frombuffer(payload, np.uint8), now,
+            )  # fmt: skip
         else:
-            self.stats.ignored_packets += 1
+            self.stats.ignored()
             return presses
-        self.stats.received_packets += 1
         if not self.latched:
             if source != self.remote:
                 self.remote = source
@@ -317,6 +401,9 @@ class RtpStream:
             connect = getattr(self.endpoint, "connect", None)
             if connect is not None:
                 connect(self.remote)
+                # From now on the media plane reads this socket in its compiled pass.
+                connected = getattr(self.endpoint, "connected", None) is not None
+                self.table.ints[self.row, S_CONNECTED] = connected
         return presses
 
     def flush_events(self, now: float) -> Sequence[DigitPress]:
@@ -339,27 +426,30 @@ class RtpStream:
         pass the payload on to a leg with the same codec untouched); anything else (other
         packet times, leftovers) is decoded here.
         """
-        if not len(self._pending):
+        if not len(self.pending):
             item = self.jitter.pop(now)
             if item is None:
                 return None
             if len(item[1]) == FRAME:
                 return item  # type: ignore[no-any-return]
-            self._pending = self._decoders[item[0]](item[1])
+            self.pending = self.decode(item[0], item[1])
         return self.frame(now)
+
+    def decode(self, payload_type: int, payload: bytes) -> NDArray[np.int16]:
+        return self._decoders[payload_type](payload)
 
     def frame(self, now: float) -> NDArray[np.int16] | None:
         """The next 160 samples due for playout, decoded, or None when nothing is."""
-        pending = self._pending
+        pending = self.pending
         while len(pending) < FRAME:
             item = self.jitter.pop(now)
             if item is None:
                 break
-            pending = np.concatenate((pending, self._decoders[item[0]](item[1])))
+            pending = np.concatenate((pending, self.decode(item[0], item[1])))
         if len(pending) < FRAME:
-            self._pending = pending
+            self.pending = pending
             return None
-        self._pending = pending[FRAME:]
+        self.pending = pending[FRAME:]
         return pending[:FRAME]
 
     # -------------------------------------------------------------------- sending
@@ -375,6 +465,7 @@ class RtpStream:
             packets.extend(sender.packets(digit, 0, 0, duration))
             packets.extend([None] * (gap // FRAME))  # type: ignore[list-item]
         self._digits_out.extend(packets)
+        self._sent_by_stream()
         return True
 
     @property
@@ -390,49 +481,51 @@ class RtpStream:
         self.send_payload(self._encode(samples) if samples is not None else None, now)
 
     def send_payload(self, payload: bytes | None, now: float) -> None:
-        """`send` for a frame already encoded in this stream's codec (None: silence)."""
-        timestamp = self.timestamp
+        """`send` for a frame already encoded in this stream's codec (None: silence).
+
+        The media plane sends most frames of latched streams in its compiled pass
+        (`media.rtp.batch.send_frames`), which does the same to the stream's row.
+        """
         if self._digits_out:
             self._send_digit_packet(now)
+            self._sent_by_stream()
         elif self.params.sends:
-            if payload is None:
-                payload = self._silence
-            # `_send_rtp`, written out: this runs for every leg every 20 ms.
-            sequence = self.sequence
-            second = self.params.payload_type
-            if self._marker:
-                second |= 0x80
-                self._marker = False
-            self.endpoint.send(
-                _HEADER.pack(0x80, second, sequence, timestamp, self.ssrc) + payload, self.remote
+            self._send_rtp(
+                self.params.payload_type,
+                self.silence if payload is None else payload,
+                self.timestamp,
             )
-            self.sequence = (sequence + 1) & 0xFFFF
-            stats = self.stats
-            stats.sent_packets += 1
-            stats.sent_octets += len(payload)
-        self.timestamp = (timestamp + FRAME) & 0xFFFFFFFF
-        next_rtcp = self._next_rtcp
-        if next_rtcp is None or now >= next_rtcp:
-            self._next_rtcp = now + RTCP_INTERVAL * random.uniform(0.5, 1.5)
-            if next_rtcp is not None:
+        self.timestamp = (self.timestamp + FRAME) & 0xFFFFFFFF
+        self.report_when_due(now)
+
+    def report_when_due(self, now: float) -> None:
+        """Send an RTCP report every RTCP_INTERVAL on average (randomised, RFC 3550 6.2),
+        counted from the first packet sent."""
+        floats = self.table.floats
+        due = float(floats[self.row, X_NEXT_REPORT])
+        if now >= due:
+            floats[self.row, X_NEXT_REPORT] = now + RTCP_INTERVAL * random.uniform(0.5, 1.5)
+            if due >= 0:
                 self.send_report(now)
 
     def _send_rtp(self, payload_type: int, payload: bytes, timestamp: int) -> None:
-        second = payload_type | (0x80 if self._marker else 0)
-        self._marker = False
-        data = _HEADER.pack(0x80, second, self.sequence, timestamp, self.ssrc) + payload
-        self.sequence = (self.sequence + 1) & 0xFFFF
-        self.endpoint.send(data, self.remote)
-        stats = self.stats
-        stats.sent_packets += 1
-        stats.sent_octets += len(payload)
+        ints = self.table.ints
+        row = self.row
+        second = payload_type | (0x80 if ints[row, X_MARKER] else 0)
+        ints[row, X_MARKER] = 0
+        sequence = int(ints[row, X_SEQUENCE])
+        self.endpoint.send(
+            _HEADER.pack(0x80, second, sequence, timestamp, self.ssrc) + payload, self.remote
+        )
+        ints[row, X_SEQUENCE] = (sequence + 1) & 0xFFFF
+        self.stats.sent(len(payload))
 
     def _send_digit_packet(self, now: float) -> None:
         # All packets of one press share the timestamp of its first packet.
         packet = self._digits_out.pop(0)
         if packet is None:  # the gap between presses: silence
             if self.params.sends:
-                self._send_rtp(self.params.payload_type, self._silence, self.timestamp)
+                self._send_rtp(self.params.payload_type, self.silence, self.timestamp)
             return
         if packet.marker:
             self._digit_timestamp = self.timestamp
@@ -454,7 +547,8 @@ class RtpStream:
     # ----------------------------------------------------------------------- RTCP
 
     def send_report(self, now: float, *, goodbye: bool = False) -> None:
-        blocks = [stats.report_block(now) for stats in list(self.reception.values())[:31]]
+        # One report block: for the source the stream hears now (a new SSRC replaces it).
+        blocks = [self.statistics.report_block(now)] if self.hearing else []
         report: SenderReport | ReceiverReport
         if self.stats.sent_packets:
             report = SenderReport(
@@ -479,12 +573,20 @@ class RtpStream:
         except RtcpParseError:
             return
         for packet in packets:
-            if isinstance(packet, SenderReport):
-                statistics = self.reception.get(packet.ssrc)
-                if statistics is not None:
-                    statistics.on_sender_report(packet, now)
+            if (
+                isinstance(packet, SenderReport)
+                and self.hearing
+                and packet.ssrc == self.statistics.ssrc
+            ):
+                self.statistics.on_sender_report(packet, now)
+
+    @property
+    def hearing(self) -> bool:
+        """Whether an RTP source has been heard (and is counted for reports)."""
+        return bool(self.table.ints[self.row, R_ACTIVE])
 
     def close(self, now: float) -> None:
-        if self.stats.sent_packets or self.reception:
+        if self.stats.sent_packets or self.hearing:
             self.send_report(now, goodbye=True)
         self.endpoint.close()
+        self.table.free(self.row)
