@@ -51,6 +51,7 @@ from media.rtp.batch import (
     EPOLL_STRIDE,
     RTCP,
     RTP,
+    forward_frames,
     poll_ready,
     pop_frames,
     receive_ready,
@@ -59,7 +60,15 @@ from media.rtp.batch import (
 )
 from media.rtp.dtmf_detector import DtmfDetector
 from media.rtp.stream import RtpStream, SocketEndpoint, StreamParameters
-from media.rtp.table import S_CONNECTED, X_BY_STREAM, X_NEXT_REPORT, StreamTable, shared
+from media.rtp.table import (
+    H_LENGTH,
+    H_PAYLOAD_TYPE,
+    S_CONNECTED,
+    X_BY_STREAM,
+    X_NEXT_REPORT,
+    StreamTable,
+    shared,
+)
 from media.sip.clock import Clock, TimerHandle
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,7 @@ MAX_AHEAD = 3  # frames a leg may be sent ahead of the clock when what it hears 
 # but not in the last 3 x SPIN before a tick (a late read must not delay its sends), so a
 # key press waits at most 8 ms; with more legs those reads could delay a tick's sends.
 SUBTICK_READ_LEGS = 200
+REPLAN_TICKS = 10  # (see `_Plan`)
 READS_PER_TICK = 5
 MAX_CATCH_UP = 5
 DTMF_FREQUENCIES = {
@@ -137,6 +147,13 @@ _SILENT_FRAME = np.zeros(FRAME, dtype=np.int16)
 _FRAME_SHAPE = (FRAME,)
 _ENCODE_TABLES = {"PCMU": g711.PCMU_ENCODE_TABLE, "PCMA": g711.PCMA_ENCODE_TABLE}
 _DECODE_TABLES = {0: g711.PCMU_DECODE_TABLE, 8: g711.PCMA_DECODE_TABLE}
+# One G.711 law's byte to the other's: [0] PCMU to PCMA, [1] PCMA to PCMU.
+_CONVERT = np.stack(
+    [
+        g711.PCMA_ENCODE_TABLE[g711.PCMU_DECODE_TABLE.view(np.uint16)],
+        g711.PCMU_ENCODE_TABLE[g711.PCMA_DECODE_TABLE.view(np.uint16)],
+    ]
+)
 
 
 @dataclass
@@ -181,6 +198,27 @@ class Recording:
 # ---------------------------------------------------------------------- channels
 
 
+@dataclass(slots=True)
+class _Plan:
+    """Which legs the tick forwards in one compiled pass (`forward_frames`: plain
+    two-party bridges, see `MediaPlane._make_plan`) and which it handles one by one.
+
+    Made at the first tick after a change (a command, a key press, a leg attached or
+    gone, a frame that is not in the table), and every REPLAN_TICKS while bridged legs
+    are handled one by one.
+    """
+
+    tick: int  # made at
+    forwarded: list[Channel]
+    peers_heard: list[Channel]  # each forwarded leg's peer
+    rows: NDArray[np.int64]
+    peers: NDArray[np.int64]
+    rest: list[Channel]
+    # Bridged legs among the rest: one may become plain without a change the plane sees
+    # (a prompt or a frame sent early is over), so the plan is made again now and then.
+    waiting: bool
+
+
 class Channel:
     """The audio side of one leg."""
 
@@ -193,6 +231,10 @@ class Channel:
         self.payload: bytes | None = None
         self.payload_codec: str | None = None
         self.polled = False  # its stream's sockets are in the plane's epoll
+        # `input` (and `payload`) not yet taken from the frame its stream popped into the
+        # table's `held` in the last tick: `MediaPlane._settle` does when they are read.
+        self.held = False
+        self.in_table = False  # the frame due in the last tick is in `held` (not odd)
         self.heard: NDArray[np.int16] | None = None  # sent this tick, for a call recording
         self.ahead = 0  # frames sent ahead of the clock (see `_send_early`)
         self.prompts: deque[Prompt] = deque()
@@ -258,6 +300,7 @@ class MediaPlane:
         self._fd_mark = np.zeros(0, np.int64)
         self._fd_reads = np.zeros(0, np.int64)
         self._round = 0
+        self._plan: _Plan | None = None
         self._events = np.zeros(0, np.int32)  # room for epoll_wait's answers
         self._ready = self._ready_rows = self._rest = np.zeros(0, np.int64)
         warm_up()
@@ -272,6 +315,7 @@ class MediaPlane:
         return channel
 
     def attach(self, leg: str, stream: RtpStream) -> None:
+        self._plan = None  # (see `_Plan`)
         channel = self.channel(leg)
         if channel.stream is not None and channel.stream is not stream:
             self._close_stream(channel)
@@ -309,6 +353,7 @@ class MediaPlane:
         channel.polled = False
 
     def update(self, leg: str, params: StreamParameters) -> None:
+        self._plan = None  # (see `_Plan`)
         channel = self.channels.get(leg)
         if channel is not None and channel.stream is not None:
             channel.stream.configure(params)
@@ -327,6 +372,7 @@ class MediaPlane:
 
     def detach(self, leg: str) -> None:
         """The leg ended: finish what it was doing (with reason hangup) and free it."""
+        self._plan = None  # (see `_Plan`)
         channel = self.channels.pop(leg, None)
         if channel is None:
             return
@@ -359,6 +405,7 @@ class MediaPlane:
 
     def command(self, leg: str, command: dict[str, Any]) -> bool:
         """Carry out a media command; False if it is not one."""
+        self._plan = None  # (see `_Plan`)
         kind = command["type"]
         handler = getattr(self, f"_cmd_{kind}", None)
         if handler is None:
@@ -463,6 +510,7 @@ class MediaPlane:
             hold=channel.music is not None,
             coach_of=coach_of,
         )
+        self._settle([channel])
         if channel.input is not None:  # heard in the very next mix
             self.mixer.input[channel.slot] = channel.input
         self._mix_now(channel.conference)
@@ -489,6 +537,7 @@ class MediaPlane:
 
     def music_hold(self, leg: str, on: bool) -> None:
         """Music on hold for the leg; it is not heard by its bridge or conference."""
+        self._plan = None  # (see `_Plan`)
         channel = self.channel(leg)
         channel.music = music_on_hold() if on else None
         if channel.slot is not None:
@@ -661,11 +710,13 @@ class MediaPlane:
     # ------------------------------------------------------------------ digits
 
     def info_digit(self, leg: str, digit: str) -> None:
+        self._plan = None  # (see `_Plan`)
         channel = self.channels.get(leg)
         if channel is not None:
             self._digit(channel, digit, "info")
 
     def _digit(self, channel: Channel, digit: str, source: str) -> None:
+        self._plan = None  # (see `_Plan`)
         self.emit(channel.leg, "dtmf", {"digit": digit, "source": source})
         collection = channel.collection
         recording = channel.recording
@@ -744,19 +795,71 @@ class MediaPlane:
             self._schedule_read(step + 1)
 
     def tick(self, now: float) -> None:
-        channels = list(self.channels.values())
+        plan = self._plan
+        if plan is None or (plan.waiting and self._ticks >= plan.tick + REPLAN_TICKS):
+            plan = self._plan = self._make_plan()
         # 1. Every conference of the node at once, from what arrived in the last tick:
         # mixed just before sending (one numpy pass, a fraction of a millisecond), so a
         # leg that joined since then is heard in the mix and hears it in this tick.
         if self.slots:
             self._mix()
-        self._send(channels, now)
-        for channel in channels:
+        self._send(plan, now)
+        for channel in plan.rest:  # (a forwarded leg collects no digits)
             collection = channel.collection
             deadline = collection.deadline if collection is not None else None
             if deadline is not None and now >= deadline:
                 self._end_collection(channel, "timeout")
-        self._receive(channels, now)
+        self._receive(plan, now)
+
+    def _make_plan(self) -> _Plan:
+        """Which legs are in plain two-party bridges (see `_Plan`), the rest one by one.
+
+        Plain: the leg hears its peer and nothing else (no prompt, music, conference,
+        mute), nothing listens to what it says (recording, in-band detection, digit
+        collection), both its frame and its peer's are in the table (`in_table`) and its
+        stream is latched with nothing of its own to send.
+        """
+        candidates: list[Channel] = []
+        rest: list[Channel] = []
+        for channel in self.channels.values():
+            peer = channel.peer
+            stream = channel.stream
+            if (
+                peer is not None
+                and channel.in_table
+                and peer.in_table
+                and not channel.ahead
+                and not channel.prompts
+                and channel.music is None
+                and channel.recording is None
+                and channel.collection is None
+                and channel.inband is None
+                and channel.slot is None
+                and peer.music is None
+                and not peer.muted
+                and stream is not None
+                and not stream.pressing
+                and peer.stream is not None
+            ):
+                candidates.append(channel)
+            else:
+                rest.append(channel)
+        ints = shared().ints
+        count = len(candidates)
+        rows = np.fromiter((c.stream.row for c in candidates), np.int64, count)  # type: ignore[union-attr]
+        peers = np.fromiter((c.peer.stream.row for c in candidates), np.int64, count)  # type: ignore[union-attr]
+        plain = (ints[rows, S_CONNECTED] == 1) & (ints[rows, X_BY_STREAM] == 0)
+        rest.extend(candidates[index] for index in np.flatnonzero(~plain).tolist())
+        forwarded = [candidates[index] for index in np.flatnonzero(plain).tolist()]
+        return _Plan(
+            self._ticks,
+            forwarded,
+            [channel.peer for channel in forwarded],  # type: ignore[misc]
+            rows[plain],
+            peers[plain],
+            rest,
+            any(channel.peer is not None for channel in rest),
+        )
 
     def _send_early(self, channel: Channel) -> None:
         """Send the leg the frame due at the next tick now: what it hears just changed.
@@ -768,6 +871,7 @@ class MediaPlane:
         (the peer's jitter buffer holds them until their time). Nothing is sent early
         when the leg would only hear silence.
         """
+        self._plan = None  # (see `_Plan`)
         stream = channel.stream
         if stream is None or channel.ahead >= MAX_AHEAD or not self._tick_timer:
             return
@@ -801,7 +905,7 @@ class MediaPlane:
                     member.leg, "talking", {"conference": member.conference, "talking": talking}
                 )
 
-    def _send(self, channels: list[Channel], now: float) -> None:
+    def _send(self, plan: _Plan, now: float) -> None:
         """2. What each leg hears, sent first.
 
         A tick's receiving work varies, so sending before it keeps every leg's packets
@@ -810,10 +914,19 @@ class MediaPlane:
         and a payload that only passes from one leg to another in the same codec is not
         encoded at all.
         """
+        if len(plan.rows):
+            # (before any Python per leg: these packets leave at the same point of
+            # every tick)
+            table = shared()
+            forward_frames(plan.rows, plan.peers, table.ints, table.held, _CONVERT, self._packet)
+            for index in np.flatnonzero(table.floats[plan.rows, X_NEXT_REPORT] <= now).tolist():
+                plan.forwarded[index].stream.report_when_due(now)  # type: ignore[union-attr]
         streams: list[RtpStream] = []
         payloads: list[Any] = []
         batches: dict[str, list[int]] = {"PCMU": [], "PCMA": []}
-        for channel in channels:
+        # What the legs' peers said, decoded together (`_output` reads it).
+        self._settle([channel.peer for channel in plan.rest if channel.peer is not None])
+        for channel in plan.rest:
             if channel.ahead:
                 channel.ahead -= 1
                 continue
@@ -939,16 +1052,18 @@ class MediaPlane:
             for press in stream.take(data, endpoint.connected, now):  # type: ignore[arg-type]
                 self._digit(channel, press.digit, "rfc4733")
 
-    def _receive(self, channels: list[Channel], now: float) -> None:
+    def _receive(self, plan: _Plan, now: float) -> None:
         """3. What each leg said: datagrams in, then the frame due for playout."""
         self._read_sockets(now)
         table = shared()
         due: list[Channel] = []  # legs whose next frame is a packet in the table
-        for channel in channels:
+        for channel in plan.rest:
             stream = channel.stream
+            channel.held = False
             channel.payload = None
             if stream is None:
                 channel.input = None
+                channel.in_table = False
                 continue
             presses = (
                 stream.flush_events(now)
@@ -957,16 +1072,24 @@ class MediaPlane:
             )
             for press in presses:
                 self._digit(channel, press.digit, "rfc4733")
-            if stream.table is table and not len(stream.pending):
+            if not len(stream.pending):
                 due.append(channel)
             else:
+                channel.in_table = False
                 self._take_audio(channel, stream.next_audio(now), now)
-        if due:
-            self._pop_frames(table, due, now)
+        self._pop_frames(table, plan, due, now)
+        if not all(peer.in_table for peer in plan.peers_heard):
+            self._plan = None  # a forwarded leg's peer is not (see `_make_plan`)
         mixer = self.mixer
-        for channel in channels:
-            if channel.inband is None and channel.recording is None and channel.slot is None:
-                continue
+        listening = [
+            channel
+            for channel in plan.rest
+            if channel.inband is not None
+            or channel.recording is not None
+            or channel.slot is not None
+        ]
+        self._settle(listening)
+        for channel in listening:
             frame = channel.input
             if frame is not None and channel.inband is not None:
                 for tone in channel.inband.process(frame):
@@ -1001,43 +1124,67 @@ class MediaPlane:
             channel.input = audio  # type: ignore[assignment]
             channel.payload_codec = None
 
-    def _pop_frames(self, table: StreamTable, due: list[Channel], now: float) -> None:
-        """Every leg's packet due for playout, in one compiled pass, decoded one numpy step
-        per codec; a packet of other than 20 ms is decoded by its stream."""
-        count = len(due)
-        if len(self._frames) < count:
-            self._frames = np.zeros((2 * count, table.max_payload), np.uint8)
-            self._taken = np.zeros((2 * count, 2), np.int64)
-        frames = self._frames
-        rows = np.fromiter((channel.stream.row for channel in due), np.int64, count)  # type: ignore[union-attr]
+    def _pop_frames(self, table: StreamTable, plan: _Plan, due: list[Channel], now: float) -> None:
+        """Every leg's packet due for playout into the table's `held`, in one compiled pass:
+        the forwarded legs' and those of `due`. A frame of 20 ms stays there until
+        something reads the leg's `input` (or it is forwarded); a packet of another
+        length is decoded by its stream."""
+        rows = np.fromiter((channel.stream.row for channel in due), np.int64, len(due))  # type: ignore[union-attr]
+        if len(plan.rows):
+            rows = np.concatenate((plan.rows, rows))
+        if not len(rows):
+            return
         ints, floats, _low, _high, slots, data = table.arrays
-        pop_frames(rows, ints, floats, slots, data, frames, self._taken, now)
-        taken = self._taken[:count]
-        payload_types = taken[:, 0]
-        whole = taken[:, 1] == FRAME  # one frame of 20 ms: decoded here, all at once
-        decoded = np.zeros((count, FRAME), np.int16)
+        pop_frames(rows, ints, floats, slots, data, table.held, now)
+        for channel in plan.forwarded:
+            channel.held = True
+        for channel in due:
+            channel.held = True
+            if not channel.in_table:  # it may be forwarded now
+                channel.in_table = True
+                self._plan = None
+        lengths = ints[rows, H_LENGTH]
+        odd = (ints[rows, H_PAYLOAD_TYPE] >= 0) & (lengths != FRAME)
+        channels = plan.forwarded + due
+        for index in np.flatnonzero(odd).tolist():
+            channel = channels[index]
+            stream: RtpStream = channel.stream  # type: ignore[assignment]
+            payload = table.held[rows[index], : lengths[index]].tobytes()
+            stream.pending = stream.decode(int(ints[rows[index], H_PAYLOAD_TYPE]), payload)
+            channel.held = channel.in_table = False
+            channel.payload = None
+            channel.input = stream.frame(now)
+            channel.payload_codec = None
+            self._plan = None
+
+    def _settle(self, channels: list[Channel]) -> None:
+        """Give legs whose frame is still in the table's `held` their `input` and
+        `payload`, decoded one numpy step per codec."""
+        waiting = [channel for channel in channels if channel.held]
+        if not waiting:
+            return
+        table = shared()
+        rows = np.fromiter((channel.stream.row for channel in waiting), np.int64, len(waiting))  # type: ignore[union-attr]
+        payload_types = table.ints[rows, H_PAYLOAD_TYPE]
+        frames = table.held[rows, :FRAME]
+        decoded = np.zeros((len(waiting), FRAME), np.int16)
         for payload_type in (0, 8):
-            selected = whole & (payload_types == payload_type)
+            selected = payload_types == payload_type
             if selected.any():
-                decoded[selected] = _DECODE_TABLES[payload_type][frames[:count, :FRAME][selected]]
-        payloads = frames[:count, :FRAME].tobytes()
-        kinds = np.where(whole, payload_types, np.where(payload_types < 0, -1, -2)).tolist()
-        for index, channel in enumerate(due):
-            kind = kinds[index]
-            if kind >= 0:
+                decoded[selected] = _DECODE_TABLES[payload_type][frames[selected]]
+        payloads = frames.tobytes()
+        for index, (channel, payload_type) in enumerate(
+            zip(waiting, payload_types.tolist(), strict=True)
+        ):
+            channel.held = False
+            if payload_type < 0:  # nothing was due
+                channel.input = None
+                channel.payload = None
+                channel.payload_codec = None
+            else:
                 channel.input = decoded[index]
                 channel.payload = payloads[index * FRAME : (index + 1) * FRAME]
-                channel.payload_codec = "PCMU" if kind == 0 else "PCMA"
-            elif kind == -1:  # nothing due
-                channel.input = None
-                channel.payload_codec = None
-            else:  # another packet time: the stream decodes and cuts it into frames
-                stream: RtpStream = channel.stream  # type: ignore[assignment]
-                size = int(taken[index, 1])
-                payload = frames[index, :size].tobytes()
-                stream.pending = stream.decode(int(payload_types[index]), payload)
-                channel.input = stream.frame(now)
-                channel.payload_codec = None
+                channel.payload_codec = "PCMU" if payload_type == 0 else "PCMA"
 
     def _output(self, channel: Channel) -> NDArray[np.int16] | None:
         while channel.prompts:
@@ -1052,7 +1199,11 @@ class MediaPlane:
             return channel.music.read()
         peer = channel.peer
         if peer is not None:
-            return None if peer.music is not None or peer.muted else peer.input
+            if peer.music is not None or peer.muted:
+                return None
+            if peer.held:
+                self._settle([peer])
+            return peer.input
         if channel.slot is not None:
             return self.mixer.output[channel.slot]
         return None

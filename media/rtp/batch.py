@@ -6,7 +6,9 @@ buffer and reception statistics (`jitterbuffer.add`, `rtcp.update_statistics`) w
 a Python object or call per packet; anything else (RFC 4733 events, packets with CSRCs
 or header extensions, other payload types, malformed datagrams) is handed back for the
 stream's own `take`. `pop_frames` then takes every stream's packet due for playout, and
-`send_frames` sends every latched stream its frame (header from the stream's row). The
+`send_frames` sends every latched stream its frame (header from the stream's row);
+`forward_frames` does the plane's work as well for the legs of plain two-party bridges
+(what one leg said is what the other hears, converted between PCMU and PCMA). The
 system call per socket remains (one socket per leg, as SDP gives each its port); what
 goes is the interpreter's work around it.
 """
@@ -22,6 +24,8 @@ from numba import njit, types
 from media.rtp.jitterbuffer import JitterBuffer, add, pop
 from media.rtp.rtcp import reset_statistics, update_statistics
 from media.rtp.table import (
+    H_LENGTH,
+    H_PAYLOAD_TYPE,
     R_ACTIVE,
     R_SSRC,
     S_CONNECTED,
@@ -171,19 +175,20 @@ def receive_ready(fds, rows, ints, floats, low, high, slots, data, scratch, queu
 
 
 @njit(cache=True)
-def pop_frames(rows, ints, floats, slots, data, out, taken, now):
-    """Each stream's packet due at ``now``: its payload in ``out[i]``, (payload type,
-    length) in ``taken[i]``; payload type -1 where nothing is due."""
+def pop_frames(rows, ints, floats, slots, data, held, now):
+    """Each stream's packet due at ``now`` into its row of ``held`` (the frame the stream
+    said in this tick), with its payload type and length in H_PAYLOAD_TYPE and
+    H_LENGTH; payload type -1 where nothing is due."""
     for index in range(rows.shape[0]):
         row = rows[index]
         slot = pop(ints, floats, slots, row, now)
         if slot < 0:
-            taken[index, 0] = -1
+            ints[row, H_PAYLOAD_TYPE] = -1
             continue
         length = slots[row, slot, SLOT_LEN]
-        taken[index, 0] = slots[row, slot, SLOT_PT]
-        taken[index, 1] = length
-        out[index, :length] = data[row, slot, :length]
+        ints[row, H_PAYLOAD_TYPE] = slots[row, slot, SLOT_PT]
+        ints[row, H_LENGTH] = length
+        held[row, :length] = data[row, slot, :length]
 
 
 @njit(cache=True)
@@ -192,22 +197,50 @@ def send_frames(rows, payloads, sizes, ints, packet):
     connected socket, and count it as `RtpStream.send_payload` does. ``packet`` is
     scratch space. A failed send is not retried (RTP is best effort)."""
     for index in range(rows.shape[0]):
-        row = rows[index]
         size = sizes[index]
-        sequence = ints[row, X_SEQUENCE]
-        timestamp = ints[row, X_TIMESTAMP]
-        packet[0] = 0x80
-        packet[1] = ints[row, X_PAYLOAD_TYPE] | (0x80 if ints[row, X_MARKER] else 0)
-        _put_word(packet, 2, 2, sequence)
-        _put_word(packet, 4, 4, timestamp)
-        _put_word(packet, 8, 4, ints[row, X_SSRC])
         packet[_HEADER : _HEADER + size] = payloads[index, :size]
-        _send(ints[row, X_FD], packet.ctypes.data, _HEADER + size, _MSG_DONTWAIT)
-        ints[row, X_MARKER] = 0
-        ints[row, X_SEQUENCE] = (sequence + 1) & 0xFFFF
-        ints[row, X_TIMESTAMP] = (timestamp + _FRAME) & 0xFFFFFFFF
-        ints[row, X_SENT_PACKETS] += 1
-        ints[row, X_SENT_OCTETS] += size
+        _send_packet(ints, rows[index], packet, size)
+
+
+@njit(cache=True)
+def forward_frames(rows, peers, ints, held, convert, packet):
+    """Send stream ``rows[i]`` what stream ``peers[i]`` said in the last tick (its held
+    frame of 20 ms, in the other G.711 law converted through ``convert``: [0] PCMU to
+    PCMA, [1] PCMA to PCMU), or silence: a two-party bridge with no Python per packet."""
+    for index in range(rows.shape[0]):
+        row = rows[index]
+        peer = peers[index]
+        wanted = ints[row, X_PAYLOAD_TYPE]
+        said = ints[peer, H_PAYLOAD_TYPE]
+        payload = packet[_HEADER : _HEADER + _FRAME]
+        if said < 0 or ints[peer, H_LENGTH] != _FRAME:
+            payload[:] = 0xFF if wanted == 0 else 0xD5
+        elif said == wanted:
+            payload[:] = held[peer, :_FRAME]
+        else:
+            law = convert[0 if said == 0 else 1]
+            for sample in range(_FRAME):
+                payload[sample] = law[held[peer, sample]]
+        _send_packet(ints, row, packet, _FRAME)
+
+
+@njit(cache=True)
+def _send_packet(ints, row, packet, size):
+    """Put stream ``row``'s RTP header before the ``size`` bytes of payload in ``packet``
+    and send it on the stream's connected socket."""
+    sequence = ints[row, X_SEQUENCE]
+    timestamp = ints[row, X_TIMESTAMP]
+    packet[0] = 0x80
+    packet[1] = ints[row, X_PAYLOAD_TYPE] | (0x80 if ints[row, X_MARKER] else 0)
+    _put_word(packet, 2, 2, sequence)
+    _put_word(packet, 4, 4, timestamp)
+    _put_word(packet, 8, 4, ints[row, X_SSRC])
+    _send(ints[row, X_FD], packet.ctypes.data, _HEADER + size, _MSG_DONTWAIT)
+    ints[row, X_MARKER] = 0
+    ints[row, X_SEQUENCE] = (sequence + 1) & 0xFFFF
+    ints[row, X_TIMESTAMP] = (timestamp + _FRAME) & 0xFFFFFFFF
+    ints[row, X_SENT_PACKETS] += 1
+    ints[row, X_SENT_OCTETS] += size
 
 
 @njit(cache=True)
@@ -223,7 +256,6 @@ def warm_up() -> None:
     buffer = JitterBuffer(capacity=2, window=1)
     table, row = buffer.table, buffer.row
     frames = np.zeros((1, table.max_payload), np.uint8)
-    taken = np.zeros((1, 2), np.int64)
     queue = np.zeros((1, 16), np.uint8)
     queued = np.zeros((1, 2), np.int64)
     nothing = np.zeros(0, np.int64)
@@ -238,6 +270,8 @@ def warm_up() -> None:
     receive_ready(nothing, nothing, *table.arrays, queue[0], queue, queued, 0.0)
     take_audio(*table.arrays, row, 1, 0, 0, 0, frames[0, :0], 0.0)
     ints, floats, _low, _high, slots, data = table.arrays
-    pop_frames(np.array([row]), ints, floats, slots, data, frames, taken, 1.0)
+    rows = np.array([row])
+    pop_frames(rows, ints, floats, slots, data, table.held, 1.0)
     ints[row, X_FD] = -1  # a failed send (EBADF), nothing else
-    send_frames(np.array([row]), frames, np.array([0]), ints, frames[0])
+    send_frames(rows, frames, np.array([0]), ints, frames[0])
+    forward_frames(rows, rows, ints, table.held, np.zeros((2, 256), np.uint8), frames[0])

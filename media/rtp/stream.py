@@ -288,7 +288,7 @@ class RtpStream:
         self.pending = np.zeros(0, dtype=np.int16)
         self._digits_out: list[RtpPacket] = []
         self._marker = True
-        self._pressing = False  # an RFC 4733 press is open: flush it if its end never comes
+        self.pressing = False  # an RFC 4733 press is open: flush it if its end never comes
         self.configure(params)
 
     @property
@@ -381,7 +381,7 @@ class RtpStream:
             except RtpParseError:  # a malformed event payload
                 self.stats.ignored()
                 return presses
-            self._pressing = True
+            self.pressing = True
             self.table.ints[self.row, S_RECEIVED] += 1
         elif (pt == 0 or pt == 8) and len(data) - FIXED_HEADER_SIZE <= self.table.max_payload:
             payload = data[FIXED_HEADER_SIZE:] if packet is None else packet.payload
@@ -408,14 +408,14 @@ class RtpStream:
 
     def flush_events(self, now: float) -> Sequence[DigitPress]:
         """Presses whose end packets never came, closed once they have been idle long enough."""
-        if not self._pressing:
+        if not self.pressing:
             return ()
         events_in = self.events_in
         if events_in is None:
-            self._pressing = False
+            self.pressing = False
             return ()
         presses = events_in.flush(now)
-        self._pressing = events_in.pressing
+        self.pressing = events_in.pressing
         return presses
 
     def next_audio(self, now: float) -> tuple[int, bytes] | NDArray[np.int16] | None:

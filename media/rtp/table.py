@@ -78,8 +78,10 @@ from numpy.typing import NDArray
     X_BY_STREAM,  # the stream sends its packets itself (digits queued, or not sending)
     X_SENT_PACKETS,
     X_SENT_OCTETS,
+    H_PAYLOAD_TYPE,  # H_: the frame due for playout in the last tick, in `held`; -1: none
+    H_LENGTH,
     INT_COLUMNS,
-) = range(56)
+) = range(58)
 
 # Float columns.
 (
@@ -131,14 +133,14 @@ class StreamTable:
         self.high: NDArray[np.float64] = np.zeros((rows, ring, 2), np.float64)
         self.slots: NDArray[np.int64] = np.zeros((rows, self.capacity, SLOT_COLUMNS), np.int64)
         self.data: NDArray[np.uint8] = np.zeros((rows, self.capacity, self.max_payload), np.uint8)
+        self.held: NDArray[np.uint8] = np.zeros((rows, self.max_payload), np.uint8)
 
     def _grow(self) -> None:
-        old = (self.ints, self.floats, self.low, self.high, self.slots, self.data)
+        old = (self.ints, self.floats, self.low, self.high, self.slots, self.data, self.held)
         self._allocate(2 * len(self.ints))
-        for new, kept in zip(
-            (self.ints, self.floats, self.low, self.high, self.slots, self.data), old, strict=True
-        ):
-            new[: len(kept)] = kept
+        grown = (self.ints, self.floats, self.low, self.high, self.slots, self.data, self.held)
+        for array, kept in zip(grown, old, strict=True):
+            array[: len(kept)] = kept
 
     def take_row(self) -> int:
         with self._lock:

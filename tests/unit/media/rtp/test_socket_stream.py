@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media.plane import MAX_READS, MediaPlane
+from media.plane import MAX_READS, REPLAN_TICKS, MediaPlane
 from media.rtp import g711
 from media.rtp.stream import RtpStream, SocketEndpoint, StreamParameters
 from media.sip.clock import ManualClock
@@ -274,3 +274,90 @@ def test_a_leg_joining_a_conference_is_heard_at_once(node: Node) -> None:
     assert a.received() == []
     node.clock.advance(0.02)
     assert len(a.received()) == 1
+
+
+def forwarded(node: Node) -> set[str]:
+    """The legs the plane's last tick sent in its compiled forwarding pass."""
+    plan = node.plane._plan
+    return {channel.leg for channel in plan.forwarded} if plan is not None else set()
+
+
+def test_a_plain_bridge_is_forwarded_in_both_directions(node: Node) -> None:
+    a = node.leg("A")
+    b = node.leg("B", "PCMA")
+    assert node.plane.command("A", {"type": "bridge", "peer": "B"})
+    said_a = tone(1000, 30)
+    said_b = tone(440, 30)
+    for index in range(30):
+        a.send(g711.encode_pcmu(said_a[index * 160 : (index + 1) * 160]))
+        b.send(g711.encode_pcma(said_b[index * 160 : (index + 1) * 160]), pt=8)
+        node.tick()
+    assert forwarded(node) == {"A", "B"}
+    node.tick(5)
+    for peer, decode, frequency in ((b, g711.decode_pcma, 1000), (a, g711.decode_pcmu, 440)):
+        heard = decode(b"".join(payload for _, payload in peer.received()[-20:]))
+        spectrum = np.abs(np.fft.rfft(heard.astype(float)))
+        assert abs(np.argmax(spectrum) * 8000 / len(heard) - frequency) < 10
+
+
+def test_music_on_hold_takes_a_leg_out_of_forwarding_and_back(node: Node) -> None:
+    a = node.leg("A")
+    b = node.leg("B")
+    assert node.plane.command("A", {"type": "bridge", "peer": "B"})
+    voice = bytes([0x11]) * 160
+    for _ in range(6):
+        a.send(voice)
+        b.send(bytes([0xFF]) * 160)
+        node.tick()
+    assert forwarded(node) == {"A", "B"}
+    assert b.received()[-1][1] == voice
+    node.plane.music_hold("B", True)
+    for _ in range(10):
+        a.send(voice)
+        b.send(bytes([0xFF]) * 160)
+        node.tick()
+    assert forwarded(node) == set()
+    held = b.received()[-5:]
+    assert all(payload != voice for _, payload in held)  # music, not A
+    assert len({payload for _, payload in held}) > 1  # and not one repeated frame
+    assert {payload for _, payload in a.received()[-5:]} == {bytes([0xFF]) * 160}  # silence
+    node.plane.music_hold("B", False)
+    for _ in range(REPLAN_TICKS + 2):  # back in the compiled pass within REPLAN_TICKS
+        a.send(voice)
+        b.send(bytes([0xFF]) * 160)
+        node.tick()
+    assert forwarded(node) == {"A", "B"}
+    assert b.received()[-1][1] == voice
+
+
+def test_a_key_pressed_on_a_forwarded_leg_is_reported(node: Node) -> None:
+    a = node.leg("A")
+    b = node.leg("B")
+    assert node.plane.command("A", {"type": "bridge", "peer": "B"})
+    for _ in range(5):
+        a.send(bytes([0xFF]) * 160)
+        b.send(bytes([0xFF]) * 160)
+        node.tick()
+    assert "A" in forwarded(node)
+    press_end(a)
+    node.tick(2)
+    assert [(leg, fields["digit"]) for leg, kind, fields in node.events if kind == "dtmf"] == [
+        ("A", "#")
+    ]
+
+
+def test_packets_of_30_ms_pass_a_bridge_whole(node: Node) -> None:
+    a = node.leg("A")
+    b = node.leg("B")
+    assert node.plane.command("A", {"type": "bridge", "peer": "B"})
+    said = tone(1000, 60)
+    for index in range(40):  # 40 packets of 240 samples: 60 frames of 20 ms
+        a.send(g711.encode_pcmu(said[index * 240 : (index + 1) * 240]), timestamp=index * 240)
+        b.send(bytes([0xFF]) * 160)
+        node.clock.advance(0.03)
+    node.tick(10)
+    heard = g711.decode_pcmu(b"".join(payload for _, payload in b.received()))
+    loud = heard[np.abs(heard) > 1000]
+    assert len(loud) > 160 * 40  # most of the 60 frames, none dropped as "odd"
+    spectrum = np.abs(np.fft.rfft(heard.astype(float)))
+    assert abs(np.argmax(spectrum) * 8000 / len(heard) - 1000) < 10
