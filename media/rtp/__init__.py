@@ -7,6 +7,11 @@ in-band detector (`dtmf_detector`). None of them reads a clock or touches a sock
 arrival times and "now" are passed in. Sessions and transports, when added here, are the
 imperative shell around them.
 
-Imports: the standard library, numpy and other modules of `media`; nothing from the rest
-of the repository.
+The per-packet state of every stream lives in one table of arrays (`table`) and is
+updated by numba-compiled functions (`jitterbuffer`, `rtcp`); `batch` holds the compiled
+passes the media plane runs over all legs per tick (the only place here that calls
+epoll_wait, recv and send, through libc).
+
+Imports: the standard library, numpy, numba and other modules of `media`; nothing from
+the rest of the repository.
 """
