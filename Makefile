@@ -22,6 +22,8 @@ $(STAMP): requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# The media engine's compiled passes (numba), compiled once here, not in a first call.
+	$(BIN)/python -c "from media.rtp.batch import warm_up; warm_up()"
 	touch $(STAMP)
 
 clean:

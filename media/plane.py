@@ -290,8 +290,6 @@ class MediaPlane:
         self._packet = np.zeros(DATAGRAM, np.uint8)
         self._queue = np.zeros((0, DATAGRAM), np.uint8)  # what a pass leaves to Python
         self._queued = np.zeros((0, 2), np.int64)
-        self._frames = np.zeros((0, 0), np.uint8)
-        self._taken = np.zeros((0, 2), np.int64)
 
         # By file descriptor: the stream's row in the table, RTP or RTCP, the call of
         # `_read_sockets` that last read it and how often it did.

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, types
 
 from media.rtp.jitterbuffer import JitterBuffer, add, pop
-from media.rtp.rtcp import reset_statistics, update_statistics
+from media.rtp.rtcp import ReceiverStatistics, reset_statistics, update_statistics
 from media.rtp.table import (
     H_LENGTH,
     H_PAYLOAD_TYPE,
@@ -252,8 +252,13 @@ def _put_word(buffer, start, size, value):
 
 
 def warm_up() -> None:
-    """Load (or compile) the passes now, not in the first tick of a call."""
+    """Load (or compile) every compiled function a node calls, with every argument type it
+    calls it with, now: not in the first tick of a call (a compilation takes seconds).
+    `make` runs this once after installing, so the node only loads them."""
     buffer = JitterBuffer(capacity=2, window=1)
+    buffer.add(1, 0, 0, "item", 0.0)
+    buffer.pop(1.0)
+    ReceiverStatistics(1, 8000).update(0, 0, 0.0)
     table, row = buffer.table, buffer.row
     frames = np.zeros((1, table.max_payload), np.uint8)
     queue = np.zeros((1, 16), np.uint8)
@@ -268,10 +273,13 @@ def warm_up() -> None:
     finally:
         epoll.close()
     receive_ready(nothing, nothing, *table.arrays, queue[0], queue, queued, 0.0)
-    take_audio(*table.arrays, row, 1, 0, 0, 0, frames[0, :0], 0.0)
+    take_audio(*table.arrays, row, 1, 0, 0, 0, frames[0, :0], 0.0)  # from the pass
+    take_audio(*table.arrays, row, 1, 1, 0, 0, np.frombuffer(b"", np.uint8), 0.0)  # a stream
     ints, floats, _low, _high, slots, data = table.arrays
     rows = np.array([row])
     pop_frames(rows, ints, floats, slots, data, table.held, 1.0)
     ints[row, X_FD] = -1  # a failed send (EBADF), nothing else
     send_frames(rows, frames, np.array([0]), ints, frames[0])
+    joined = np.frombuffer(bytes(frames[:1].tobytes()), np.uint8).reshape(1, -1)  # read-only
+    send_frames(rows, joined, np.array([0]), ints, frames[0])
     forward_frames(rows, rows, ints, table.held, np.zeros((2, 256), np.uint8), frames[0])
