@@ -15,6 +15,7 @@ goes is the interpreter's work around it.
 
 from __future__ import annotations
 
+import functools
 import platform
 import select
 
@@ -251,10 +252,12 @@ def _put_word(buffer, start, size, value):
         value >>= 8
 
 
+@functools.cache
 def warm_up() -> None:
     """Load (or compile) every compiled function a node calls, with every argument type it
     calls it with, now: not in the first tick of a call (a compilation takes seconds).
-    `make` runs this once after installing, so the node only loads them."""
+    `make` runs this once after installing, so the node only loads them; in a process,
+    the first call does the work."""
     buffer = JitterBuffer(capacity=2, window=1)
     buffer.add(1, 0, 0, "item", 0.0)
     buffer.pop(1.0)

@@ -384,14 +384,8 @@ def reset_statistics(ints, floats, row, ssrc, clock_rate, probation):
     ints[row, R_SSRC] = ssrc
     ints[row, R_CLOCK_RATE] = clock_rate
     ints[row, R_PROBATION] = probation
-    ints[row, R_HAS_MAX] = 0
-    ints[row, R_MAX_SEQ] = 0
-    ints[row, R_BASE_SEQ] = 0
-    ints[row, R_BAD_SEQ] = _SEQ_MOD + 1
-    ints[row, R_CYCLES] = 0
-    ints[row, R_RECEIVED] = 0
-    ints[row, R_RECEIVED_PRIOR] = 0
-    ints[row, R_EXPECTED_PRIOR] = 0
+    _init_seq(ints, row, 0)
+    ints[row, R_HAS_MAX] = 0  # no packet seen yet
     ints[row, R_HAS_TRANSIT] = 0
     ints[row, R_LAST_TIMESTAMP] = 0
     ints[row, R_LAST_SR] = 0
