@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -79,3 +80,44 @@ def test_a_redirect_into_a_private_network_is_refused(base: str) -> None:
 def test_an_http_error_is_a_clear_error(base: str) -> None:
     with pytest.raises(AudioError, match="HTTP 404"):
         fetch_audio(f"{base}/missing", ["127.0.0.0/8"])
+
+
+def test_a_name_that_resolves_inside_on_the_second_lookup_is_refused(
+    base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: public when checked, loopback when connected to."""
+    port = int(base.rsplit(":", 1)[1])
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host != "rebind.example":
+            return real(host, *args, **kwargs)
+        lookups.append(host)
+        address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with pytest.raises(AddressRefused, match=r"127\.0\.0\.1 is not a public address"):
+        fetch_audio(f"http://rebind.example:{port}/a.wav")
+    assert len(lookups) == 2  # checked, then checked again where it connects
+
+
+def test_an_unreachable_allowed_address_is_a_clear_error() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(AudioError, match=r"could not be fetched: .*refused"):
+        fetch_audio(f"http://127.0.0.1:{port}/a.wav", ["127.0.0.0/8"])
+
+
+def test_a_server_that_never_answers_times_out_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("media.fetch.FETCH_TIMEOUT", 0.3)
+    with socket.socket() as silent:  # connections complete in its backlog, never answered
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        with pytest.raises(AudioError, match=r"could not be fetched: .*timed out"):
+            fetch_audio(f"http://127.0.0.1:{port}/a.wav", ["127.0.0.0/8"])
