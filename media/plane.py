@@ -46,6 +46,7 @@ from media.audio.sources import Samples, Silence, Source, Tone, music_on_hold
 from media.audio.tts import synthesize
 from media.audio.wav import load_audio
 from media.fetch import fetch_audio
+from media.metronome import Metronome
 from media.rtp import g711
 from media.rtp.batch import (
     EPOLL_STRIDE,
@@ -69,19 +70,23 @@ from media.rtp.table import (
     StreamTable,
     shared,
 )
-from media.sip.clock import Clock, TimerHandle
+from media.sip.clock import Clock, LoopClock, TimerHandle
 
 log = logging.getLogger(__name__)
 
 TICK = 0.020
-SPIN = 0.002
+# A tick is armed `spin` early and waits out the rest spinning (see `MediaPlane.spin`).
+SPIN_LEAST = 0.0005
+SPIN_MOST = 0.004
+LATENESS_WINDOW = 250  # wake-ups (5 s) whose lateness sets `spin`
 MAX_READS = 16  # datagrams per socket per tick
 DATAGRAM = 2048  # bytes read per datagram
 MAX_AHEAD = 3  # frames a leg may be sent ahead of the clock when what it hears changes
 # Up to this many legs the sockets are also read between ticks, every TICK / READS_PER_TICK
-# but not in the last 3 x SPIN before a tick (a late read must not delay its sends), so a
+# but not in the last READ_GUARD before a tick (a late read must not delay its sends), so a
 # key press waits at most 8 ms; with more legs those reads could delay a tick's sends.
 SUBTICK_READ_LEGS = 200
+READ_GUARD = 0.006
 REPLAN_TICKS = 10  # (see `_Plan`)
 READS_PER_TICK = 5
 MAX_CATCH_UP = 5
@@ -268,10 +273,20 @@ class MediaPlane:
         self.recordings = recordings
         self.run_blocking = run_blocking
         self.fetch = fetch or fetch_audio
-        # On a real clock the event loop wakes a timer up to a millisecond or two late,
-        # unevenly: the tick is armed that much early and waits out the rest spinning,
-        # so packets leave 20 ms apart (the price: up to `SPIN` of CPU per tick).
-        self.spin = SPIN if precise else 0.0
+        # On a real clock the tick wakes on a timerfd (`Metronome`), and still some
+        # tenths of a millisecond late, at times several (a halted virtual CPU woken by
+        # its host, another callback of the loop): it is armed `spin` early and waits
+        # out the rest spinning, so packets leave 20 ms apart. `spin` follows the
+        # lateness of the last LATENESS_WINDOW wake-ups (1.25 x their 99th percentile,
+        # between SPIN_LEAST and SPIN_MOST): a quiet machine pays a few percent of a
+        # core, a noisy one more; a rare long stall is not worth spinning for. (Only on
+        # the loop's clock: a `ManualClock` stands still while one spins.)
+        self.precise = precise and isinstance(clock, LoopClock)
+        self.spin = SPIN_LEAST if self.precise else 0.0
+        self._lateness = np.zeros(LATENESS_WINDOW)  # a ring
+        self._wakes = 0
+        self._armed_for: float | None = None  # when the tick's timer was armed to fire
+        self._metronome: Metronome | None = None
         self.channels: dict[str, Channel] = {}
         self.mixer = Mixer()
         self.slots: dict[int, Channel] = {}
@@ -395,6 +410,9 @@ class MediaPlane:
         if not self.channels and self._tick_timer is not None:
             self._tick_timer.cancel()
             self._tick_timer = None
+        if not self.channels and self._metronome is not None:
+            self._metronome.close()
+            self._metronome = None
         if not self.channels and self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
@@ -747,13 +765,31 @@ class MediaPlane:
         if self._tick_timer is None:
             self._start = self.clock.now()
             self._ticks = 0
-            self._tick_timer = self.clock.call_later(TICK - self.spin, self._on_tick)
+            self._arm_tick(self._start + TICK)
+
+    def _arm_tick(self, due: float) -> None:
+        """Fire `_on_tick` `spin` before ``due``."""
+        clock = self.clock
+        at = due - self.spin
+        now = clock.now()
+        # (lateness is measured only from a timer armed ahead: a tick armed when its time
+        # had passed, after a long tick, fires at once and is late for other reasons)
+        self._armed_for = at if at > now else None
+        if self.precise:
+            if self._metronome is None:
+                self._metronome = Metronome(clock.loop, self._on_tick)  # type: ignore[attr-defined]
+            self._metronome.arm(at)
+            self._tick_timer = self._metronome
+        else:
+            self._tick_timer = clock.call_later(max(0.0, at - now), self._on_tick)
 
     def _on_tick(self) -> None:
         self._tick_timer = None
         self._ticks += 1
         due = self._start + self._ticks * TICK
         if self.spin:
+            if self._armed_for is not None:
+                self._follow_lateness(self.clock.now() - self._armed_for)
             while self.clock.now() < due:
                 pass
         now = self.clock.now()
@@ -766,16 +802,21 @@ class MediaPlane:
         except Exception:
             log.exception("media tick failed")
         if self.channels:
-            due = self._start + (self._ticks + 1) * TICK - self.spin
-            self._tick_timer = self.clock.call_later(
-                max(0.0, due - self.clock.now()), self._on_tick
-            )
+            self._arm_tick(self._start + (self._ticks + 1) * TICK)
             if (
                 self._polled
                 and len(self.channels) <= SUBTICK_READ_LEGS
                 and self._read_timer is None
             ):
                 self._schedule_read(1)
+
+    def _follow_lateness(self, late: float) -> None:
+        lateness = self._lateness
+        lateness[self._wakes % LATENESS_WINDOW] = late
+        self._wakes += 1
+        rank = LATENESS_WINDOW - 1 - LATENESS_WINDOW // 100
+        high = np.partition(lateness, rank)[rank]
+        self.spin = min(SPIN_MOST, max(SPIN_LEAST, 1.25 * float(high)))
 
     def _schedule_read(self, step: int) -> None:
         at = self._start + (self._ticks + step / READS_PER_TICK) * TICK
@@ -789,7 +830,7 @@ class MediaPlane:
             self._read_sockets(self.clock.now())
         except Exception:
             log.exception("media read failed")
-        if (step + 1) * TICK / READS_PER_TICK <= TICK - 3 * SPIN and self.channels:
+        if (step + 1) * TICK / READS_PER_TICK <= TICK - READ_GUARD and self.channels:
             self._schedule_read(step + 1)
 
     def tick(self, now: float) -> None:
