@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,28 @@ def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
     yield request.param
 
 
-def test_fires_once_and_never_early(kind: str) -> None:
-    async def body() -> None:
+Body = Callable[[asyncio.AbstractEventLoop, Metronome, list[float]], Awaitable[None]]
+
+
+def with_metronome(body: Body) -> None:
+    """Run ``body`` on a fresh loop with a metronome noting the loop time of each call."""
+
+    async def main() -> None:
         loop = asyncio.get_running_loop()
         fired: list[float] = []
         metronome = Metronome(loop, lambda: fired.append(loop.time()))
+        try:
+            await body(loop, metronome, fired)
+        finally:
+            metronome.close()
+
+    asyncio.run(main())
+
+
+def test_fires_once_and_never_early(kind: str) -> None:
+    async def body(
+        loop: asyncio.AbstractEventLoop, metronome: Metronome, fired: list[float]
+    ) -> None:
         assert metronome.precise is (kind == "timerfd")
         when = loop.time() + 0.03
         metronome.arm(when)
@@ -42,32 +59,28 @@ def test_fires_once_and_never_early(kind: str) -> None:
         assert len(fired) == 1
         assert fired[0] >= when
         assert not metronome.armed
-        metronome.close()
 
-    asyncio.run(body())
+    with_metronome(body)
 
 
 def test_arming_again_replaces_the_earlier_time(kind: str) -> None:
-    async def body() -> None:
-        loop = asyncio.get_running_loop()
-        fired: list[float] = []
-        metronome = Metronome(loop, lambda: fired.append(loop.time()))
+    async def body(
+        loop: asyncio.AbstractEventLoop, metronome: Metronome, fired: list[float]
+    ) -> None:
         metronome.arm(loop.time() + 0.02)
         later = loop.time() + 0.06
         metronome.arm(later)
         await asyncio.sleep(0.12)
         assert len(fired) == 1
         assert fired[0] >= later
-        metronome.close()
 
-    asyncio.run(body())
+    with_metronome(body)
 
 
 def test_cancelled_does_not_fire_even_after_expiring_unread(kind: str) -> None:
-    async def body() -> None:
-        loop = asyncio.get_running_loop()
-        fired: list[float] = []
-        metronome = Metronome(loop, lambda: fired.append(loop.time()))
+    async def body(
+        loop: asyncio.AbstractEventLoop, metronome: Metronome, fired: list[float]
+    ) -> None:
         metronome.arm(loop.time() + 0.02)
         await asyncio.sleep(0.04)
         assert len(fired) == 1
@@ -79,23 +92,20 @@ def test_cancelled_does_not_fire_even_after_expiring_unread(kind: str) -> None:
         metronome.cancel()
         await asyncio.sleep(0.05)
         assert len(fired) == 1
-        metronome.close()
 
-    asyncio.run(body())
+    with_metronome(body)
 
 
 def test_a_time_already_past_fires_at_the_next_turn_of_the_loop(kind: str) -> None:
-    async def body() -> None:
-        loop = asyncio.get_running_loop()
-        fired: list[float] = []
-        metronome = Metronome(loop, lambda: fired.append(loop.time()))
+    async def body(
+        loop: asyncio.AbstractEventLoop, metronome: Metronome, fired: list[float]
+    ) -> None:
         metronome.arm(loop.time() - 1.0)
         assert fired == []  # never from inside arm()
         await asyncio.sleep(0.02)
         assert len(fired) == 1
-        metronome.close()
 
-    asyncio.run(body())
+    with_metronome(body)
 
 
 def test_close_gives_the_descriptor_back() -> None:
