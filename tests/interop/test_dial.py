@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -124,6 +125,43 @@ def heard(phone: Baresip) -> tuple:
     return samples[int(0.5 * rate) :], rate
 
 
+def last(phone: Baresip, seconds: float) -> tuple:
+    """The last `seconds` of what `phone` heard, and its sample rate."""
+    [recording] = phone.recordings()
+    samples, rate = read_wav(recording.dec)
+    return samples[-int(seconds * rate) :], rate
+
+
+def call_in(office: Office, factory: BaresipFactory, staff: Baresip) -> tuple[Baresip, float]:
+    """The subscriber calls the office's number, whose script rings `staff` (101), and
+    both answer: the subscriber's phone, and when their call was established."""
+    subscriber = subscriber_phone(factory)
+    subscriber.dial(f"sip:{office.number}@{office.address}")
+    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    return subscriber, time.monotonic()
+
+
+class Phones(NamedTuple):
+    staff: Baresip
+    colleague: Baresip
+    subscriber: Baresip
+    established: dict[str, float]  # by name, when that phone's call was established
+
+
+def three_phones(office: Office, factory: BaresipFactory, settle: float = 1.0) -> Phones:
+    """The subscriber's call answered by 101, who after `settle` seconds presses #102#:
+    102 answers the consultation."""
+    staff = employee(factory, office, "101", EMPLOYEE_TONE)
+    colleague = employee(factory, office, "102", COLLEAGUE_TONE)
+    subscriber, answered = call_in(office, factory, staff)
+    time.sleep(settle)
+    staff.send_digits("#102#")
+    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    established = {"subscriber": answered, "staff": answered, "colleague": time.monotonic()}
+    return Phones(staff, colleague, subscriber, established)
+
+
 def calls_of(db, account_sid: str) -> list:
     with db.transaction() as conn:
         return store_calls.recent_calls(conn, account_sid)
@@ -133,11 +171,7 @@ def test_a_subscriber_reaches_the_employee_the_number_dials(
     office: Office, baresip_factory: BaresipFactory, db
 ) -> None:
     staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    subscriber = subscriber_phone(baresip_factory)
-
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber, _ = call_in(office, baresip_factory, staff)
     time.sleep(2.5)
     subscriber.hangup()
     staff.wait_for("CALL_CLOSED", timeout=15)
@@ -226,18 +260,8 @@ def window(phone: Baresip, established: float, start: float, end: float) -> tupl
 def test_hash_consults_a_colleague_then_merges_everyone_into_a_conference(
     office: Office, baresip_factory: BaresipFactory, db
 ) -> None:
-    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
-    subscriber = subscriber_phone(baresip_factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
-    established = {"subscriber": time.monotonic(), "staff": time.monotonic()}
-    time.sleep(1.5)
-
-    staff.send_digits("#102#")
-    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
-    established["colleague"] = consulting = time.monotonic()
+    staff, colleague, subscriber, established = three_phones(office, baresip_factory, 1.5)
+    consulting = established["colleague"]
     time.sleep(3.0)
     staff.send_digits("#")
     time.sleep(1.0)
@@ -300,16 +324,7 @@ def test_the_controller_mutes_the_others_then_removes_the_last_added(
     with db.transaction() as conn:
         in_call_options.set_option(conn, office.account.sid, "6", "mute")
         in_call_options.set_option(conn, office.account.sid, "9", "remove")
-    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
-    subscriber = subscriber_phone(baresip_factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
-    established = {"subscriber": time.monotonic(), "staff": time.monotonic()}
-    time.sleep(1.0)
-    staff.send_digits("#102#")
-    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    staff, colleague, subscriber, established = three_phones(office, baresip_factory)
     time.sleep(1.5)
     staff.send_digits("#")  # the conference of three
     time.sleep(1.5)
@@ -346,33 +361,18 @@ def test_the_controller_mutes_the_others_then_removes_the_last_added(
     assert removed_step["by"] == room["controller_call_sid"]
 
 
-def three_phones(office: Office, factory: BaresipFactory) -> tuple[Baresip, Baresip, Baresip]:
-    staff = employee(factory, office, "101", EMPLOYEE_TONE)
-    colleague = employee(factory, office, "102", COLLEAGUE_TONE)
-    subscriber = subscriber_phone(factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
-    time.sleep(1.0)
-    staff.send_digits("#102#")
-    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
-    return staff, colleague, subscriber
-
-
 def test_star_during_the_consultation_goes_back_to_the_subscriber(
     office: Office, baresip_factory: BaresipFactory
 ) -> None:
-    staff, colleague, subscriber = three_phones(office, baresip_factory)
+    staff, colleague, subscriber, _ = three_phones(office, baresip_factory)
     time.sleep(1.0)
     staff.send_digits("*")
     colleague.wait_for("CALL_CLOSED", timeout=15)
     time.sleep(3.0)
     subscriber.hangup()
     staff.wait_for("CALL_CLOSED", timeout=15)
-    [recording] = subscriber.recordings()
-    samples, rate = read_wav(recording.dec)
     # The last seconds: the subscriber hears 101 again, and no music.
-    tail = samples[-int(2.0 * rate) :]
+    tail, rate = last(subscriber, 2.0)
     assert has_tone(tail, rate, EMPLOYEE_TONE), office.platform.tail()
     assert not has_tone(tail, rate, COLLEAGUE_TONE)
 
@@ -380,7 +380,7 @@ def test_star_during_the_consultation_goes_back_to_the_subscriber(
 def test_the_employee_hanging_up_during_the_consultation_transfers_the_subscriber(
     office: Office, baresip_factory: BaresipFactory
 ) -> None:
-    staff, colleague, subscriber = three_phones(office, baresip_factory)
+    staff, colleague, subscriber, _ = three_phones(office, baresip_factory)
     time.sleep(1.0)
     staff.hangup()
     staff.wait_for("CALL_CLOSED", timeout=15)
@@ -388,16 +388,14 @@ def test_the_employee_hanging_up_during_the_consultation_transfers_the_subscribe
     subscriber.hangup()
     colleague.wait_for("CALL_CLOSED", timeout=15)
     for phone, other in ((subscriber, COLLEAGUE_TONE), (colleague, SUBSCRIBER_TONE)):
-        [recording] = phone.recordings()
-        samples, rate = read_wav(recording.dec)
-        tail = samples[-int(2.0 * rate) :]
+        tail, rate = last(phone, 2.0)
         assert has_tone(tail, rate, other), office.platform.tail()
 
 
 def test_control_passes_on_and_the_last_employee_leaving_ends_the_call(
     office: Office, baresip_factory: BaresipFactory, db
 ) -> None:
-    staff, colleague, subscriber = three_phones(office, baresip_factory)
+    staff, colleague, subscriber, _ = three_phones(office, baresip_factory)
     time.sleep(1.0)
     staff.send_digits("#")  # conference of three
     time.sleep(1.5)
@@ -405,9 +403,8 @@ def test_control_passes_on_and_the_last_employee_leaving_ends_the_call(
     staff.wait_for("CALL_CLOSED", timeout=15)
     time.sleep(2.0)
     assert subscriber.events("CALL_CLOSED") == [], office.platform.tail()
-    [recording] = subscriber.recordings()
-    samples, rate = read_wav(recording.dec)
-    assert has_tone(samples[-int(1.5 * rate) :], rate, COLLEAGUE_TONE)
+    tail, rate = last(subscriber, 1.5)
+    assert has_tone(tail, rate, COLLEAGUE_TONE)
     colleague.hangup()  # the last employee: the subscriber's call ends
     subscriber.wait_for("CALL_CLOSED", timeout=15)
     with db.transaction() as conn:
@@ -476,9 +473,7 @@ def test_the_hash_flow_on_an_employees_outgoing_call(
     samples, rate = window(colleague, established, merged, ended)
     assert has_tone(samples, rate, SUBSCRIBER_TONE), platform.tail()
     assert has_tone(samples, rate, EMPLOYEE_TONE)
-    [recording] = carrier.recordings()
-    heard_by_carrier, rate = read_wav(recording.dec)
-    tail = heard_by_carrier[-int(2.5 * rate) :]
+    tail, rate = last(carrier, 2.5)
     assert has_tone(tail, rate, EMPLOYEE_TONE) and has_tone(tail, rate, COLLEAGUE_TONE)
     # The bill of the conference (PRODUCT.md): the call to the number 101 dialled, and
     # one leg per participant it added; rated by the worker as each leg ended.
@@ -494,9 +489,7 @@ def test_registrations_survive_a_restart_of_the_media_node(
     time.sleep(0.5)  # the registration is written behind the 200 OK
     office.platform.restart_media()
     assert "1 phone registrations restored" in office.platform.logs["media"].read_text()
-    subscriber = subscriber_phone(baresip_factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber, _ = call_in(office, baresip_factory, staff)
     subscriber.hangup()
     staff.wait_for("CALL_CLOSED", timeout=15)
 
@@ -536,9 +529,7 @@ def test_callers_meet_in_a_conference_room(
         (second, SUBSCRIBER_TONE, COLLEAGUE_TONE),
     ):
         phone.wait_for("CALL_CLOSED", timeout=15)
-        [recording] = phone.recordings()
-        samples, rate = read_wav(recording.dec)
-        tail = samples[-int(2.0 * rate) :]
+        tail, rate = last(phone, 2.0)
         assert has_tone(tail, rate, other), office.platform.tail()
         levels = tone_levels(tail, rate, [own, other])
         assert levels[own] < levels[other] - 30
@@ -549,10 +540,7 @@ def test_an_invalid_number_after_hash_plays_the_error_tone_and_goes_back(
     office: Office, baresip_factory: BaresipFactory, dialled: str
 ) -> None:
     staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    subscriber = subscriber_phone(baresip_factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber, _ = call_in(office, baresip_factory, staff)
     time.sleep(1.0)
     staff.send_digits(f"#{dialled}#")
     time.sleep(3.5)
@@ -620,17 +608,7 @@ def test_a_fourth_party_from_outside_joins_and_all_four_are_mixed(
     carrier_office: tuple[Office, Baresip], baresip_factory: BaresipFactory, db
 ) -> None:
     office, carrier = carrier_office
-    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
-    subscriber = subscriber_phone(baresip_factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
-    established = {"subscriber": time.monotonic(), "staff": time.monotonic()}
-    time.sleep(1.0)
-    staff.send_digits("#102#")
-    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
-    established["colleague"] = time.monotonic()
+    staff, colleague, subscriber, established = three_phones(office, baresip_factory)
     time.sleep(1.5)
     staff.send_digits("#")  # three in the conference
     time.sleep(1.5)
@@ -673,16 +651,8 @@ def test_the_employee_who_takes_control_adds_a_participant(
     carrier_office: tuple[Office, Baresip], baresip_factory: BaresipFactory
 ) -> None:
     office, _carrier = carrier_office
-    staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
-    colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
     third = employee(baresip_factory, office, "103", THIRD_TONE)
-    subscriber = subscriber_phone(baresip_factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
-    time.sleep(1.0)
-    staff.send_digits("#102#")
-    colleague.wait_for("CALL_ESTABLISHED", timeout=20)
+    staff, colleague, subscriber, _ = three_phones(office, baresip_factory)
     time.sleep(1.5)
     staff.send_digits("#")
     time.sleep(1.5)
@@ -704,9 +674,7 @@ def test_the_employee_who_takes_control_adds_a_participant(
     samples, rate = window(third, joined, merged, ended)
     assert has_tone(samples, rate, SUBSCRIBER_TONE), office.platform.tail()
     assert has_tone(samples, rate, COLLEAGUE_TONE)
-    [recording] = subscriber.recordings()
-    heard_by_subscriber, rate = read_wav(recording.dec)
-    tail = heard_by_subscriber[-int(2.5 * rate) :]
+    tail, rate = last(subscriber, 2.5)
     assert has_tone(tail, rate, THIRD_TONE) and has_tone(tail, rate, COLLEAGUE_TONE)
 
 
@@ -716,10 +684,7 @@ def test_a_busy_colleague_brings_the_employee_back_to_the_subscriber(
     staff = employee(baresip_factory, office, "101", EMPLOYEE_TONE)
     colleague = employee(baresip_factory, office, "102", COLLEAGUE_TONE)
     colleague.set_answermode("manual")
-    subscriber = subscriber_phone(baresip_factory)
-    subscriber.dial(f"sip:{office.number}@{office.address}")
-    staff.wait_for("CALL_ESTABLISHED", timeout=20)
-    subscriber.wait_for("CALL_ESTABLISHED", timeout=20)
+    subscriber, _ = call_in(office, baresip_factory, staff)
     time.sleep(1.0)
     staff.send_digits("#102#")
     colleague.wait_for("CALL_INCOMING", timeout=20)
@@ -729,8 +694,6 @@ def test_a_busy_colleague_brings_the_employee_back_to_the_subscriber(
     staff.wait_for("CALL_CLOSED", timeout=15)
     # Both are back together: each hears the other again, and no music.
     for phone, other in ((subscriber, EMPLOYEE_TONE), (staff, SUBSCRIBER_TONE)):
-        [recording] = phone.recordings()
-        samples, rate = read_wav(recording.dec)
-        tail = samples[-int(2.0 * rate) :]
+        tail, rate = last(phone, 2.0)
         assert has_tone(tail, rate, other), office.platform.tail()
         assert not has_tone(tail, rate, COLLEAGUE_TONE)
