@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from media.rtp.dtmf_detector import KEYPAD, DtmfDetector
 from tests.unit.media.rtp.dtmf_signals import (
+    SPOKEN,
+    VOICES,
     espeak_speech,
     music,
     silence,
@@ -96,13 +98,7 @@ def talk_off() -> dict:
     tunes = music(300.0, seed=1)
     result["talk_off_music_seconds"] = len(tunes) / 8000
     result["talk_off_music_hits"] = len(detect(tunes))
-    spoken = espeak_speech(
-        [
-            "Thank you for calling. Please enter your account number, then press pound.",
-            "For sales, press one. For support, press two. To repeat, press star.",
-            "Zero one two three four five six seven eight nine. Goodbye.",
-        ]
-    )
+    spoken = espeak_speech(SPOKEN, VOICES)
     if spoken is not None:
         result["talk_off_espeak_seconds"] = round(len(spoken) / 8000, 1)
         result["talk_off_espeak_hits"] = len(detect(spoken))

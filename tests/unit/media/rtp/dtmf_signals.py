@@ -178,8 +178,44 @@ def music(seconds: float, seed: int = 0) -> Signal:
     return np.concatenate(parts)[:total]
 
 
-def espeak_speech(texts: list[str]) -> Signal | None:
-    """Real speech from espeak-ng resampled to 8 kHz; None without `espeakng_loader`."""
+# Prompts, digits and numbers read out, and ordinary talk: what a detector hears on a line.
+SPOKEN = [
+    "Thank you for calling. Please enter your account number, then press pound.",
+    "For sales, press one. For support, press two. To hear these options again, press star.",
+    "Zero one two three four five six seven eight nine. Goodbye.",
+    "Your call is important to us. Please stay on the line and the next available agent "
+    "will be with you shortly.",
+    "The quick brown fox jumps over the lazy dog while a choir sings in harmony.",
+    "I would like to book a table for four people on Friday evening at half past seven, "
+    "near the window if you have one.",
+    "Hello, this is Maria from accounting. I am calling about the invoice we received "
+    "last Tuesday, number four four nine one two.",
+    "Well, yes, I see what you mean, but I think we should wait until the figures for "
+    "the third quarter are in before we decide anything.",
+    "Please say or enter your date of birth, for example, the twenty first of March "
+    "nineteen eighty six.",
+    "Mmm, hmm, right, okay. Oh really? No, no, that is fine. Wonderful, thank you so much!",
+    "The weather tomorrow will be sunny in the morning with showers in the afternoon and "
+    "temperatures around eighteen degrees.",
+    "Press nine to speak to an operator, or hang up to end this call.",
+]
+# (voice, words per minute, pitch 0-100): men, women, fast, slow, other languages' sounds
+VOICES = [
+    ("en", 175, 50),
+    ("en-us+f3", 160, 75),
+    ("en+m3", 210, 35),
+    ("en-us+f2", 140, 90),
+    ("de", 175, 45),
+    ("fr+f4", 185, 65),
+    ("es+m1", 195, 30),
+]
+
+
+def espeak_speech(
+    texts: list[str], voices: list[tuple[str, int, int]] = VOICES[:1]
+) -> Signal | None:
+    """Real speech from espeak-ng resampled to 8 kHz, every text in every voice; None
+    without `espeakng_loader`."""
     if importlib.util.find_spec("espeakng_loader") is None:
         return None
     import espeakng_loader
@@ -202,12 +238,16 @@ def espeak_speech(texts: list[str]) -> Signal | None:
     if rate <= 0:
         raise RuntimeError(f"espeak_Initialize failed with {rate}")
     library.espeak_SetSynthCallback(callback)
-    library.espeak_SetVoiceByName(b"en")
     position_character = 1
-    for text in texts:
-        encoded = text.encode() + b"\0"
-        library.espeak_Synth(encoded, len(encoded), 0, position_character, 0, 0, None, None)
-    library.espeak_Synchronize()
+    rate_parameter, pitch_parameter = 1, 3
+    for voice, words_per_minute, pitch in voices:
+        library.espeak_SetVoiceByName(voice.encode())
+        library.espeak_SetParameter(rate_parameter, words_per_minute, 0)
+        library.espeak_SetParameter(pitch_parameter, pitch, 0)
+        for text in texts:
+            encoded = text.encode() + b"\0"
+            library.espeak_Synth(encoded, len(encoded), 0, position_character, 0, 0, None, None)
+        library.espeak_Synchronize()
     speech = np.concatenate(chunks).astype(np.float64)
     # Resample by cutting the spectrum at 4 kHz.
     spectrum = np.fft.rfft(speech)
