@@ -8,9 +8,7 @@ and reproducible from a seed. Real speech comes from espeak-ng when the
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -199,58 +197,24 @@ SPOKEN = [
     "temperatures around eighteen degrees.",
     "Press nine to speak to an operator, or hang up to end this call.",
 ]
-# (voice, words per minute, pitch 0-100): men, women, fast, slow, other languages' sounds
+# (voice, language) as a <Say> gives them: men and women, and other languages' sounds.
 VOICES = [
-    ("en", 175, 50),
-    ("en-us+f3", 160, 75),
-    ("en+m3", 210, 35),
-    ("en-us+f2", 140, 90),
-    ("de", 175, 45),
-    ("fr+f4", 185, 65),
-    ("es+m1", 195, 30),
+    ("woman", "en-US"),
+    ("man", "en-GB"),
+    ("woman", "fr-FR"),
+    ("man", "de-DE"),
+    ("woman", "es-ES"),
+    ("man", "it-IT"),
+    ("woman", "nl-NL"),
 ]
 
 
-def espeak_speech(
-    texts: list[str], voices: list[tuple[str, int, int]] = VOICES[:1]
-) -> Signal | None:
-    """Real speech from espeak-ng resampled to 8 kHz, every text in every voice; None
-    without `espeakng_loader`."""
+def espeak_speech(texts: list[str], voices: list[tuple[str, str]] = VOICES[:1]) -> Signal | None:
+    """Every text spoken in every voice by espeak-ng (the engine's own `synthesize`, so
+    one process never starts espeak-ng twice), at 8 kHz; None without `espeakng_loader`."""
     if importlib.util.find_spec("espeakng_loader") is None:
         return None
-    import espeakng_loader
+    from media.audio.tts import synthesize
 
-    library = ctypes.CDLL(espeakng_loader.get_library_path())
-    chunks: list[NDArray[np.int16]] = []
-    callback_type = ctypes.CFUNCTYPE(
-        ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-    )
-
-    def collect(wav: ctypes.POINTER(ctypes.c_short), count: int, _events: int) -> int:
-        if wav and count > 0:
-            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-        return 0
-
-    callback = callback_type(collect)
-    synchronous_output = 2
-    data_parent = str(Path(espeakng_loader.get_data_path()).parent).encode()
-    rate = library.espeak_Initialize(synchronous_output, 0, data_parent, 0)
-    if rate <= 0:
-        raise RuntimeError(f"espeak_Initialize failed with {rate}")
-    library.espeak_SetSynthCallback(callback)
-    position_character = 1
-    rate_parameter, pitch_parameter = 1, 3
-    for voice, words_per_minute, pitch in voices:
-        library.espeak_SetVoiceByName(voice.encode())
-        library.espeak_SetParameter(rate_parameter, words_per_minute, 0)
-        library.espeak_SetParameter(pitch_parameter, pitch, 0)
-        for text in texts:
-            encoded = text.encode() + b"\0"
-            library.espeak_Synth(encoded, len(encoded), 0, position_character, 0, 0, None, None)
-        library.espeak_Synchronize()
-    speech = np.concatenate(chunks).astype(np.float64)
-    # Resample by cutting the spectrum at 4 kHz.
-    spectrum = np.fft.rfft(speech)
-    out_length = round(len(speech) * SAMPLE_RATE / rate)
-    resampled = np.fft.irfft(spectrum[: out_length // 2 + 1], out_length)
-    return resampled * (out_length / len(speech))
+    spoken = [synthesize(text, voice, language) for voice, language in voices for text in texts]
+    return np.concatenate(spoken).astype(np.float64)

@@ -228,11 +228,11 @@ def test_talk_off_on_music() -> None:
 
 
 def test_talk_off_on_minutes_of_espeak_ng_speech() -> None:
-    # Prompts, digits read out and ordinary talk in men's and women's voices, fast and
-    # slow, and in French phonemes: over four minutes of speech.
+    # Prompts, digits read out and ordinary talk in men's and women's voices, in English,
+    # French and German phonemes: over four minutes of speech.
     speech = espeak_speech(SPOKEN, VOICES[:4])
     if speech is None:
         pytest.skip("espeakng_loader is not installed")
     assert len(speech) > 8000 * 240
     assert digits(speech) == ""
-    assert len(digits(speech, **LOOSE)) > 10  # a detector without purity checks falls for it
+    assert digits(speech, **LOOSE) != ""  # a detector without purity checks falls for it
