@@ -52,14 +52,16 @@ from media.rtp.batch import (
     EPOLL_STRIDE,
     RTCP,
     RTP,
-    forward_frames,
+    build_forwarded,
     poll_ready,
     pop_frames,
     receive_ready,
+    send_built,
     send_frames,
     warm_up,
 )
 from media.rtp.dtmf_detector import DtmfDetector
+from media.rtp.packet import FIXED_HEADER_SIZE
 from media.rtp.stream import RtpStream, SocketEndpoint, StreamParameters
 from media.rtp.table import (
     H_LENGTH,
@@ -314,6 +316,10 @@ class MediaPlane:
         self._fd_reads = np.zeros(0, np.int64)
         self._round = 0
         self._plan: _Plan | None = None
+        # The forwarded legs' next packets and sockets, and the plan they were built for.
+        self._built: _Plan | None = None
+        self._built_packets = np.zeros((0, FIXED_HEADER_SIZE + FRAME), np.uint8)
+        self._built_fds = np.zeros(0, np.int64)
         self._events = np.zeros(0, np.int32)  # room for epoll_wait's answers
         self._ready = self._ready_rows = self._rest = np.zeros(0, np.int64)
         warm_up()
@@ -835,7 +841,7 @@ class MediaPlane:
 
     def tick(self, now: float) -> None:
         plan = self._plan
-        if plan is None or (plan.waiting and self._ticks >= plan.tick + REPLAN_TICKS):
+        if plan is None:  # something changed since the last tick made it (`_prepare`)
             plan = self._plan = self._make_plan()
         # 1. Every conference of the node at once, from what arrived in the last tick:
         # mixed just before sending (one numpy pass, a fraction of a millisecond), so a
@@ -849,6 +855,28 @@ class MediaPlane:
             if deadline is not None and now >= deadline:
                 self._end_collection(channel, "timeout")
         self._receive(plan, now)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """The next tick's plan and forwarded packets, made now that this tick's frames
+        are in: at the tick, only their sends remain (a change before then makes them
+        again)."""
+        plan = self._plan
+        if plan is None or (plan.waiting and self._ticks + 1 >= plan.tick + REPLAN_TICKS):
+            plan = self._plan = self._make_plan()
+        self._build(plan)
+
+    def _build(self, plan: _Plan) -> None:
+        count = len(plan.rows)
+        if len(self._built_fds) < count:
+            self._built_packets = np.zeros((2 * count, FIXED_HEADER_SIZE + FRAME), np.uint8)
+            self._built_fds = np.zeros(2 * count, np.int64)
+        table = shared()
+        build_forwarded(
+            plan.rows, plan.peers, table.ints, table.held, _CONVERT,
+            self._built_packets[:count], self._built_fds[:count],
+        )  # fmt: skip
+        self._built = plan
 
     def _make_plan(self) -> _Plan:
         """Which legs are in plain two-party bridges (see `_Plan`), the rest one by one.
@@ -953,11 +981,15 @@ class MediaPlane:
         and a payload that only passes from one leg to another in the same codec is not
         encoded at all.
         """
-        if len(plan.rows):
+        count = len(plan.rows)
+        if count:
             # (before any Python per leg: these packets leave at the same point of
-            # every tick)
+            # every tick, built ahead)
             table = shared()
-            forward_frames(plan.rows, plan.peers, table.ints, table.held, _CONVERT, self._packet)
+            if self._built is not plan:
+                self._build(plan)
+            self._built = None
+            send_built(plan.rows, table.ints, self._built_packets[:count], self._built_fds[:count])
             for index in np.flatnonzero(table.floats[plan.rows, X_NEXT_REPORT] <= now).tolist():
                 plan.forwarded[index].stream.report_when_due(now)  # type: ignore[union-attr]
         streams: list[RtpStream] = []

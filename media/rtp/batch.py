@@ -7,10 +7,11 @@ a Python object or call per packet; anything else (RFC 4733 events, packets with
 or header extensions, other payload types, malformed datagrams) is handed back for the
 stream's own `take`. `pop_frames` then takes every stream's packet due for playout, and
 `send_frames` sends every latched stream its frame (header from the stream's row);
-`forward_frames` does the plane's work as well for the legs of plain two-party bridges
-(what one leg said is what the other hears, converted between PCMU and PCMA). The
-system call per socket remains (one socket per leg, as SDP gives each its port); what
-goes is the interpreter's work around it.
+`build_forwarded` does the plane's work as well for the legs of plain two-party bridges
+(what one leg said is what the other hears, converted between PCMU and PCMA), ahead of
+the tick, and `send_built` sends what it built. The system call per socket remains (one
+socket per leg, as SDP gives each its port); what goes is the interpreter's work around
+it.
 """
 
 from __future__ import annotations
@@ -204,13 +205,17 @@ def send_frames(rows, payloads, sizes, ints, packet):
 
 
 @njit(cache=True)
-def forward_frames(rows, peers, ints, held, convert, packet):
-    """Send stream ``rows[i]`` what stream ``peers[i]`` said in the last tick (its held
-    frame of 20 ms, in the other G.711 law converted through ``convert``: [0] PCMU to
-    PCMA, [1] PCMA to PCMU), or silence: a two-party bridge with no Python per packet."""
+def build_forwarded(rows, peers, ints, held, convert, packets, fds):
+    """Stream ``rows[i]``'s next packet into ``packets[i]`` (header and 20 ms of payload)
+    and its socket into ``fds[i]``: what stream ``peers[i]`` said in the last tick (its
+    held frame, in the other G.711 law converted through ``convert``: [0] PCMU to PCMA,
+    [1] PCMA to PCMU), or silence. A two-party bridge with no Python per packet; built
+    after a tick's receiving, so that at the next tick only the sends remain
+    (`send_built`), out of contiguous memory."""
     for index in range(rows.shape[0]):
         row = rows[index]
         peer = peers[index]
+        packet = packets[index]
         wanted = ints[row, X_PAYLOAD_TYPE]
         said = ints[peer, H_PAYLOAD_TYPE]
         payload = packet[_HEADER : _HEADER + _FRAME]
@@ -222,26 +227,46 @@ def forward_frames(rows, peers, ints, held, convert, packet):
             law = convert[0 if said == 0 else 1]
             for sample in range(_FRAME):
                 payload[sample] = law[held[peer, sample]]
-        _send_packet(ints, row, packet, _FRAME)
+        _put_header(ints, row, packet)
+        fds[index] = ints[row, X_FD]
+
+
+@njit(cache=True)
+def send_built(rows, ints, packets, fds):
+    """Send what `build_forwarded` built, then count each stream's packet as sent (its
+    sequence number, timestamp and counters move on, as `_send_packet` does)."""
+    for index in range(fds.shape[0]):
+        _send(fds[index], packets[index].ctypes.data, _HEADER + _FRAME, _MSG_DONTWAIT)
+    for index in range(rows.shape[0]):
+        _count_sent(ints, rows[index], _FRAME)
+
+
+@njit(cache=True)
+def _put_header(ints, row, packet):
+    """Stream ``row``'s RTP header for its next packet, at the start of ``packet``."""
+    packet[0] = 0x80
+    packet[1] = ints[row, X_PAYLOAD_TYPE] | (0x80 if ints[row, X_MARKER] else 0)
+    _put_word(packet, 2, 2, ints[row, X_SEQUENCE])
+    _put_word(packet, 4, 4, ints[row, X_TIMESTAMP])
+    _put_word(packet, 8, 4, ints[row, X_SSRC])
+
+
+@njit(cache=True)
+def _count_sent(ints, row, size):
+    ints[row, X_MARKER] = 0
+    ints[row, X_SEQUENCE] = (ints[row, X_SEQUENCE] + 1) & 0xFFFF
+    ints[row, X_TIMESTAMP] = (ints[row, X_TIMESTAMP] + _FRAME) & 0xFFFFFFFF
+    ints[row, X_SENT_PACKETS] += 1
+    ints[row, X_SENT_OCTETS] += size
 
 
 @njit(cache=True)
 def _send_packet(ints, row, packet, size):
-    """Put stream ``row``'s RTP header before the ``size`` bytes of payload in ``packet``
-    and send it on the stream's connected socket."""
-    sequence = ints[row, X_SEQUENCE]
-    timestamp = ints[row, X_TIMESTAMP]
-    packet[0] = 0x80
-    packet[1] = ints[row, X_PAYLOAD_TYPE] | (0x80 if ints[row, X_MARKER] else 0)
-    _put_word(packet, 2, 2, sequence)
-    _put_word(packet, 4, 4, timestamp)
-    _put_word(packet, 8, 4, ints[row, X_SSRC])
+    """Put stream ``row``'s RTP header before the ``size`` bytes of payload in ``packet``,
+    send it on the stream's connected socket and count it."""
+    _put_header(ints, row, packet)
     _send(ints[row, X_FD], packet.ctypes.data, _HEADER + size, _MSG_DONTWAIT)
-    ints[row, X_MARKER] = 0
-    ints[row, X_SEQUENCE] = (sequence + 1) & 0xFFFF
-    ints[row, X_TIMESTAMP] = (timestamp + _FRAME) & 0xFFFFFFFF
-    ints[row, X_SENT_PACKETS] += 1
-    ints[row, X_SENT_OCTETS] += size
+    _count_sent(ints, row, size)
 
 
 @njit(cache=True)
@@ -285,4 +310,7 @@ def warm_up() -> None:
     send_frames(rows, frames, np.array([0]), ints, frames[0])
     joined = np.frombuffer(bytes(frames[:1].tobytes()), np.uint8).reshape(1, -1)  # read-only
     send_frames(rows, joined, np.array([0]), ints, frames[0])
-    forward_frames(rows, rows, ints, table.held, np.zeros((2, 256), np.uint8), frames[0])
+    packets = np.zeros((1, _HEADER + _FRAME), np.uint8)
+    fds = np.zeros(1, np.int64)
+    build_forwarded(rows, rows, ints, table.held, np.zeros((2, 256), np.uint8), packets, fds)
+    send_built(rows, ints, packets, fds)
