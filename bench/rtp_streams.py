@@ -133,20 +133,29 @@ def _reference_tick(fds, packet, scratch):  # pragma: no cover - compiled
             pass
 
 
-def reference(count: int, ports: list[int], sink_port: int, stop: multiprocessing.Event) -> float:
+def bind_pairs(count: int) -> list[SocketEndpoint]:
+    """`count` RTP/RTCP port pairs from BASE_PORT up, past any pair in use."""
+    endpoints: list[SocketEndpoint] = []
+    port = BASE_PORT
+    while len(endpoints) < count:
+        with contextlib.suppress(OSError):
+            endpoints.append(SocketEndpoint.bind("127.0.0.1", port))
+        port += 2
+    return endpoints
+
+
+def reference(
+    endpoints: list[SocketEndpoint], sink_port: int, stop: multiprocessing.Event
+) -> float:
     """The machine's floor: what a minimal sender does on the same core, with the same
     sockets and load. Woken by a timerfd at each 20 ms instant (as a C media server's
     timer thread), it sends every socket a fixed packet and drains what arrived, all in
     one compiled loop. Whatever jitter it shows is the machine's (a virtual CPU woken
     late or taken away by its host), not the plane's. Returns the core share it used."""
-    timed = timed_indices(count)
-    sockets = []
-    for index, port in enumerate(ports):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind(("127.0.0.1", port))
+    timed = timed_indices(len(endpoints))
+    sockets = [endpoint.rtp for endpoint in endpoints]
+    for index, sock in enumerate(sockets):
         sock.connect(("127.0.0.1", sink_port if index in timed else sink_port - 2))
-        sock.setblocking(False)
-        sockets.append(sock)
     fds = np.array([sock.fileno() for sock in sockets], np.int64)
     packet = np.frombuffer(struct.pack("!BBHII", 0x80, 0, 0, 0, 1) + bytes([0xFF]) * 160, np.uint8)
     scratch = np.zeros(2048, np.uint8)
@@ -168,15 +177,16 @@ def reference(count: int, ports: list[int], sink_port: int, stop: multiprocessin
     stop.set()
     metronome.close()
     loop.close()
-    for sock in sockets:
-        sock.close()
+    for endpoint in endpoints:
+        endpoint.close()
     return cpu
 
 
 def measure(count: int, floor: bool = False) -> dict:
     os.sched_setaffinity(0, {0})
     sink_port = BASE_PORT - 2  # and the port below it
-    ports = [BASE_PORT + 2 * i for i in range(count)]
+    endpoints = bind_pairs(count)
+    ports = [endpoint.rtp.getsockname()[1] for endpoint in endpoints]
     stop = multiprocessing.Event()
     receiving, sending = multiprocessing.Pipe(duplex=False)
     generator = multiprocessing.Process(
@@ -202,7 +212,7 @@ def measure(count: int, floor: bool = False) -> dict:
     if floor:
         generator.start()
         try:
-            cpu = reference(count, ports, sink_port, stop)
+            cpu = reference(endpoints, sink_port, stop)
             return {**judge(receiving.recv()), "cpu": round(cpu, 3)}
         finally:
             stop.set()
@@ -212,8 +222,7 @@ def measure(count: int, floor: bool = False) -> dict:
         loop = asyncio.get_running_loop()
         plane = MediaPlane(LoopClock(loop), lambda *_: None, recordings=Path("/tmp"), precise=True)
         streams = []
-        for index, port in enumerate(ports):
-            endpoint = SocketEndpoint.bind("127.0.0.1", port)
+        for index, endpoint in enumerate(endpoints):
             params = StreamParameters(
                 remote=("127.0.0.1", sink_port),
                 remote_rtcp=("127.0.0.1", sink_port + 1),
@@ -252,7 +261,8 @@ def measure(count: int, floor: bool = False) -> dict:
         return asyncio.run(run())
     finally:
         stop.set()
-        generator.join(5)
+        if generator.pid is not None:  # (started)
+            generator.join(5)
 
 
 def trial(mode: str, count: int) -> dict:
