@@ -82,10 +82,12 @@ def test_an_http_error_is_a_clear_error(base: str) -> None:
         fetch_audio(f"{base}/missing", ["127.0.0.0/8"])
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_name_that_resolves_inside_on_the_second_lookup_is_refused(
-    base: str, monkeypatch: pytest.MonkeyPatch
+    base: str, monkeypatch: pytest.MonkeyPatch, scheme: str
 ) -> None:
-    """DNS rebinding: public when checked, loopback when connected to."""
+    """DNS rebinding: public when checked, loopback when connected to (refused before
+    any TLS, whatever the scheme)."""
     port = int(base.rsplit(":", 1)[1])
     real = socket.getaddrinfo
     lookups: list[str] = []
@@ -99,7 +101,7 @@ def test_a_name_that_resolves_inside_on_the_second_lookup_is_refused(
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     with pytest.raises(AddressRefused, match=r"127\.0\.0\.1 is not a public address"):
-        fetch_audio(f"http://rebind.example:{port}/a.wav")
+        fetch_audio(f"{scheme}://rebind.example:{port}/a.wav")
     assert len(lookups) == 2  # checked, then checked again where it connects
 
 
