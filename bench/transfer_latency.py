@@ -88,7 +88,7 @@ def hash_ends(packets, employee_ports: range) -> list[float]:
     return ends
 
 
-def first_frame(packets, subscriber_ports: range, after: float, test) -> float | None:
+def first_frame(packets, subscriber_ports: set[int], after: float, test) -> float | None:
     for stamp, _source, destination, payload in packets:
         if stamp <= after or destination not in subscriber_ports or len(payload) < 172:
             continue
@@ -220,7 +220,7 @@ def main() -> None:
             for each in (staff, colleague):
                 each.wait_for("CALL_CLOSED", timeout=15)
             subscriber.stop()
-            windows.append((start, time.time(), subscriber.rtp_ports, staff.rtp_ports))
+            windows.append((start, time.time(), staff.rtp_ports, colleague.rtp_ports))
         time.sleep(1.0)
     finally:
         capture.send_signal(signal.SIGINT)
@@ -233,8 +233,16 @@ def main() -> None:
         if postgres is not None:
             postgres.stop()
     packets = read_pcap(capture_file)
-    for start, end, subscriber_ports, staff_ports in windows[1:]:  # after the warm-up
+    node = range(rtp.first, rtp.last + 1)
+    for start, end, staff_ports, colleague_ports in windows[1:]:  # after the warm-up
         run = [p for p in packets if start <= p[0] <= end]
+        # The subscriber: whoever else the node sent to (baresip's port is not always in
+        # the block it was given, so it is taken from the wire).
+        subscriber_ports = (
+            {destination for _stamp, source, destination, _payload in run if source in node}
+            - set(staff_ports)
+            - set(colleague_ports)
+        )
         presses = hash_ends(run, staff_ports)
         if len(presses) < 3:  # "#", then "102#" ends with one, then "#"
             continue
