@@ -10,7 +10,7 @@ peer's bind.
 
 Ports come in blocks of consecutive numbers because peers use neighbours implicitly:
 baresip listens on its SIP port and SIP port + 1, SIPp binds its media port and media
-port + 2.
+port + 2. Every block starts on an even port (RTP's half of a pair).
 """
 
 from __future__ import annotations
@@ -74,7 +74,11 @@ class PortAllocator:
         if not 1 <= count <= len(self.span):
             raise ValueError(f"cannot reserve {count} consecutive ports from {self.span}")
         self.lock_dir.mkdir(parents=True, exist_ok=True)
-        starts = range(self.span.start, self.span.stop - count + 1)
+        # Blocks start on an even port: RTP takes the even port of a pair (RFC 3550), and
+        # baresip moves an odd start of its RTP range down, out of its block.
+        starts = range(self.span.start + self.span.start % 2, self.span.stop - count + 1, 2)
+        if not starts:
+            raise RuntimeError(f"no {count} consecutive free ports in {self.span}")
         # Start somewhere random so that parallel runs rarely probe the same ports.
         offset = random.randrange(len(starts))
         first = starts[offset]
