@@ -24,6 +24,19 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _realtime_priority(value: str) -> int:
+    try:
+        priority = int(value)
+    except ValueError:
+        priority = -1
+    if not 0 <= priority <= 99:
+        raise ValueError(
+            f"MEDIA_REALTIME_PRIORITY: {value!r} is not a SCHED_FIFO priority; "
+            "use 1-99, or 0 for ordinary scheduling"
+        )
+    return priority
+
+
 def _networks(value: str) -> tuple[str, ...]:
     items = tuple(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
     for item in items:
@@ -65,6 +78,7 @@ class Settings:
     sip_t4: float = 5.0
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
+    media_realtime_priority: int = 10
     log_level: str = "INFO"
 
     @classmethod
@@ -97,6 +111,7 @@ class Settings:
             sip_t4=float(env.get("SIP_T4", "5")),
             rtp_port_min=int(env.get("RTP_PORT_MIN", "20000")),
             rtp_port_max=int(env.get("RTP_PORT_MAX", "30000")),
+            media_realtime_priority=_realtime_priority(env.get("MEDIA_REALTIME_PRIORITY", "10")),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
 

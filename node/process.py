@@ -13,6 +13,7 @@ from typing import Any
 
 from media.engine import Engine, EngineConfig, TrunkConfig
 from media.link import BrokerLink
+from media.metronome import prefer_realtime
 from media.sip.clock import LoopClock, TimerSettings
 from media.sip.uri import SipUri
 from node.directory import StoreDirectory
@@ -73,6 +74,17 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 async def serve(settings: Settings, link: BrokerLink, db: Database) -> None:
     loop = asyncio.get_running_loop()
+    # Before any thread starts: the loop's thread alone runs realtime (see the function).
+    priority = settings.media_realtime_priority
+    if prefer_realtime(priority):
+        log.info("media clock at realtime priority %d (SCHED_FIFO)", priority)
+    elif priority:
+        log.warning(
+            "media clock at ordinary priority: realtime priority %d is not permitted here "
+            "(run as root, grant CAP_SYS_NICE or set an rtprio limit); on a busy machine "
+            "its packets may leave late",
+            priority,
+        )
     publisher = EventPublisher(link)
     directory = StoreDirectory(db, settings.media_node)
     engine = Engine(

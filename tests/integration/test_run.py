@@ -115,6 +115,19 @@ def test_run_prints_the_lines_serves_and_stops_cleanly(
         names = " ".join(" ".join(psutil.Process(pid).cmdline()) for pid in children)
         for child in ("manage.py web", "manage.py worker", "manage.py media", "redis-server"):
             assert child in names
+        # The media node's clock runs realtime where it may (here: as root), its other
+        # threads ordinary.
+        deadline = time.monotonic() + 120
+        while "media node node-1 ready" not in (tmp_path / "run.log").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()[-3000:]
+            time.sleep(0.2)
+        media = next(
+            pid for pid in children if "manage.py media" in " ".join(psutil.Process(pid).cmdline())
+        )
+        clock_policy = os.sched_getscheduler(media) & ~os.SCHED_RESET_ON_FORK
+        assert clock_policy == (os.SCHED_FIFO if os.geteuid() == 0 else os.SCHED_OTHER)
+        others = {thread.id for thread in psutil.Process(media).threads()} - {media}
+        assert others and all(os.sched_getscheduler(tid) == os.SCHED_OTHER for tid in others)
         ours = {p.pid for p in related(var_dir, children | {process.pid})}
         assert any("postgres" in " ".join(psutil.Process(pid).cmdline()) for pid in ours)
     except BaseException:

@@ -25,3 +25,14 @@ def test_an_unknown_digest_algorithm_is_a_clear_error(value: str) -> None:
 def test_a_bad_webhook_network_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"WEBHOOK_ALLOW_NETWORKS: .nonsense. is not a network"):
         Settings.from_env({"WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8,nonsense"})
+
+
+def test_media_realtime_priority_defaults_to_10_and_0_turns_it_off() -> None:
+    assert Settings.from_env({}).media_realtime_priority == 10
+    assert Settings.from_env({"MEDIA_REALTIME_PRIORITY": "0"}).media_realtime_priority == 0
+
+
+@pytest.mark.parametrize("value", ["high", "100", "-1", ""])
+def test_a_bad_media_realtime_priority_is_a_clear_error(value: str) -> None:
+    with pytest.raises(ValueError, match=r"MEDIA_REALTIME_PRIORITY.*1-99, or 0"):
+        Settings.from_env({"MEDIA_REALTIME_PRIORITY": value})

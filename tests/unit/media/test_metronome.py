@@ -9,7 +9,10 @@ once, never before its time, and not at all once cancelled.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -189,3 +192,72 @@ def test_a_manual_clock_never_spins() -> None:
     plane.clock.advance(5 * TICK)  # type: ignore[attr-defined]
     assert plane._ticks == 5
     assert np.all(plane._lateness == 0)
+
+
+# Each in a process of its own (a changed policy would outlive the test in pytest's).
+REALTIME_PROBE = """
+import json, os, sys, threading
+from media.metronome import prefer_realtime
+
+if sys.argv[2] == "nobody":
+    os.setresuid(65534, 65534, 65534)
+took = prefer_realtime(int(sys.argv[1]))
+policy = {}
+thread = threading.Thread(target=lambda: policy.update(thread=os.sched_getscheduler(0)))
+thread.start()
+thread.join()
+child = os.fork()
+if child == 0:
+    os._exit(os.sched_getscheduler(0))
+_, status = os.waitpid(child, 0)
+print(json.dumps({
+    "took": took,
+    "policy": os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK,
+    "priority": os.sched_getparam(0).sched_priority,
+    "thread": policy["thread"],
+    "child": os.waitstatus_to_exitcode(status),
+}))
+"""
+
+
+def realtime_probe(priority: int, user: str = "same") -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", REALTIME_PROBE, str(priority), user],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_SYS_NICE)")
+
+
+@needs_root
+def test_realtime_is_for_the_calling_thread_alone() -> None:
+    found = realtime_probe(10)
+    assert found["took"] is True
+    assert (found["policy"], found["priority"]) == (os.SCHED_FIFO, 10)
+    # threads and processes started afterwards are ordinary again
+    assert found["thread"] == os.SCHED_OTHER
+    assert found["child"] == os.SCHED_OTHER
+
+
+@needs_root
+def test_realtime_refused_leaves_the_thread_ordinary() -> None:
+    found = realtime_probe(10, user="nobody")  # no CAP_SYS_NICE, no rtprio limit
+    assert found["took"] is False
+    assert (found["policy"], found["priority"]) == (os.SCHED_OTHER, 0)
+
+
+def test_realtime_priority_zero_asks_for_nothing() -> None:
+    found = realtime_probe(0)
+    assert found["took"] is False
+    assert found["policy"] == os.SCHED_OTHER
+
+
+@pytest.mark.parametrize("priority", [-1, 100])
+def test_a_realtime_priority_out_of_range_is_refused(priority: int) -> None:
+    with pytest.raises(ValueError, match="not within 0-99"):
+        metronome_module.prefer_realtime(priority)
