@@ -11,16 +11,20 @@ nothing after the send. For each N the plane runs SECONDS; we report the p99 dev
 of the timed legs' packet intervals from 20 ms ("send jitter"), the packets the legs'
 jitter buffers lost and the share of the core the plane used.
 
-A shared virtual machine takes its CPU away now and then for milliseconds (measured
-here: a loop that only reads the clock on an otherwise idle core sees a gap over 2 ms
-about every two seconds), and one such gap during a tick's sends puts about 1 % of that
-second's intervals over 2 ms. So each trial of the plane is paired with a trial of the
-machine's floor (`reference`: a minimal compiled sender on the same core, sockets and
-load), interleaved so both see the machine's same moods; each N is judged by the
-median of TRIALS. N rises while the plane's p99 is at most 2 ms with nothing lost
-(`max_streams_one_core`, the acceptance line; target 1,000) or within FLOOR_MARGIN of
-the floor's (`max_streams_at_machine_floor`: where the plane adds nothing the machine
-does not).
+A shared machine takes the CPU from an ordinary process now and then for milliseconds
+(measured here: a loop that only reads the clock sees a gap over 2 ms about every two
+seconds, nearly all of them DAMON's `kdamond` kernel thread), and one such gap during a
+tick's sends puts about 1 % of that second's intervals over 2 ms. The node's clock runs
+SCHED_FIFO (`media.metronome.prefer_realtime`, MEDIA_REALTIME_PRIORITY), which such
+threads do not preempt, and so do both the plane and the floor here (each trial says
+whether it got it: it needs root or CAP_SYS_NICE). What the machine still does (its
+host's own pauses) is judged against the floor: each trial of the plane is paired with a
+trial of the machine's floor (`reference`: a minimal compiled sender on the same core,
+sockets and load), interleaved so both see the machine's same moods; each N is judged by
+the median of TRIALS. N rises while the plane's p99 is at most 2 ms with nothing lost
+and no tick skipped after the first second (`max_streams_one_core`, the acceptance line;
+target 1,000) or within FLOOR_MARGIN of the floor's (`max_streams_at_machine_floor`:
+where the plane adds nothing the machine does not).
 """
 
 from __future__ import annotations
@@ -45,10 +49,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from numba import njit, types
 
-from media.metronome import Metronome
+from media.metronome import Metronome, prefer_realtime
 from media.plane import MediaPlane
 from media.rtp.stream import RtpStream, SocketEndpoint, StreamParameters
 from media.sip.clock import LoopClock
+from settings import Settings
 
 BASE_PORT = 30000
 SECONDS = 10.0
@@ -184,6 +189,9 @@ def reference(
 
 def measure(count: int, floor: bool = False) -> dict:
     os.sched_setaffinity(0, {0})
+    # As the node runs its clock (`node.process.serve`); the load process, forked later,
+    # is ordinary again.
+    realtime = prefer_realtime(Settings.from_env().media_realtime_priority)
     sink_port = BASE_PORT - 2  # and the port below it
     endpoints = bind_pairs(count)
     ports = [endpoint.rtp.getsockname()[1] for endpoint in endpoints]
@@ -213,7 +221,7 @@ def measure(count: int, floor: bool = False) -> dict:
         generator.start()
         try:
             cpu = reference(endpoints, sink_port, stop)
-            return {**judge(receiving.recv()), "cpu": round(cpu, 3)}
+            return {**judge(receiving.recv()), "cpu": round(cpu, 3), "realtime": realtime}
         finally:
             stop.set()
             generator.join(5)
@@ -241,7 +249,11 @@ def measure(count: int, floor: bool = False) -> dict:
         gc.collect()
         gc.freeze()  # as the node does after start-up: long-lived objects leave the GC's sight
         cpu_start = time.process_time()
-        await asyncio.sleep(SECONDS)
+        await asyncio.sleep(WARMUP)
+        # (every leg latching to its first packet in the same tick holds the loop past a
+        # few ticks, as N calls all starting in one 20 ms would: not what is measured)
+        skipped_warming_up = plane.skipped_ticks
+        await asyncio.sleep(SECONDS - WARMUP)
         cpu = (time.process_time() - cpu_start) / SECONDS
         stop.set()
         lost = sum(s.jitter.stats.lost for s in streams)
@@ -254,7 +266,9 @@ def measure(count: int, floor: bool = False) -> dict:
             "received": received,
             "lost": lost,
             "cpu": round(cpu, 3),
-            "skipped_ticks": plane.skipped_ticks,
+            "skipped_ticks": plane.skipped_ticks - skipped_warming_up,
+            "skipped_ticks_warming_up": skipped_warming_up,
+            "realtime": realtime,
         }
 
     try:
@@ -294,14 +308,19 @@ def main() -> None:
         for _ in range(TRIALS):  # interleaved: both see the machine's same moods
             plane.append(trial("--trial", count))
             floor.append(trial("--floor", count))
-        result = {**median_trial(plane), "lost": max(trial["lost"] for trial in plane)}
+        result = {
+            **median_trial(plane),
+            "lost": max(trial["lost"] for trial in plane),
+            "skipped_ticks": max(trial["skipped_ticks"] for trial in plane),
+        }
         reference = median_trial(floor)
         result["floor"] = {
             key: reference[key]
             for key in ("p99_send_jitter_ms", "trials_p99_send_jitter_ms", "cpu")
         }
         results.append(result)
-        carried = result["lost"] == 0 and result["cpu"] < 1.0
+        # (a skipped tick is 20 ms no leg was sent: loss to every peer)
+        carried = result["lost"] == 0 and result["skipped_ticks"] == 0 and result["cpu"] < 1.0
         passed = carried and result["p99_send_jitter_ms"] <= 2.0
         level = carried and (
             result["p99_send_jitter_ms"] <= reference["p99_send_jitter_ms"] + FLOOR_MARGIN
@@ -320,7 +339,7 @@ def main() -> None:
                 "max_streams_one_core": best,
                 "target": 1000,
                 "met": best >= 1000,
-                "limits": {"p99_send_jitter_ms": 2.0, "lost": 0},
+                "limits": {"p99_send_jitter_ms": 2.0, "lost": 0, "skipped_ticks": 0},
                 # The highest N (every step below too) where the plane's p99 is within
                 # FLOOR_MARGIN of the minimal sender's on the same machine at that moment.
                 "max_streams_at_machine_floor": at_floor,
