@@ -74,7 +74,7 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 async def serve(settings: Settings, link: BrokerLink, db: Database) -> None:
     loop = asyncio.get_running_loop()
-    # Before any thread starts: the loop's thread alone runs realtime (see the function).
+    # First: the threads started below (events, commands, the executor's) stay ordinary.
     priority = settings.media_realtime_priority
     if prefer_realtime(priority):
         log.info("media clock at realtime priority %d (SCHED_FIFO)", priority)
